@@ -1,0 +1,98 @@
+"""`ilab`: the command line. Thin shell: parse, call the library, print. Heavy imports live in commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from labrador import __version__
+from labrador.cli.lazy import LazyGroup
+
+GROUPS: dict[str, tuple[str, str]] = {
+    "config": ("labrador.cli.config:config", "Create, show and edit config.yaml."),
+    "taxonomy": ("labrador.cli.taxonomy:taxonomy", "Validate the taxonomy (diff)."),
+    "data": ("labrador.cli.data:data", "Generate and list synthetic training data."),
+    "model": ("labrador.cli.model:model", "Download, list, convert, serve, chat, train, test, evaluate models."),
+    "system": ("labrador.cli.system:system", "Information about this machine and installation."),
+    "process": ("labrador.cli.process:process", "List and stop background servers and jobs."),
+    "pipeline": ("labrador.cli.pipeline:pipeline", "Run the whole method: diff, generate, train, evaluate."),
+}
+
+# InstructLab-style shortcuts: `ilab generate` = `ilab data generate`, and so on.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "init": ("config", "init"),
+    "diff": ("taxonomy", "diff"),
+    "generate": ("data", "generate"),
+    "train": ("model", "train"),
+    "serve": ("model", "serve"),
+    "chat": ("model", "chat"),
+    "evaluate": ("model", "evaluate"),
+    "test": ("model", "test"),
+    "convert": ("model", "convert"),
+    "download": ("model", "download"),
+    "list": ("model", "list"),
+    "sysinfo": ("system", "info"),
+}
+
+
+class RootGroup(LazyGroup):
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] in ALIASES:
+            path = ALIASES[args[0]]
+            group = self.get_command(ctx, path[0])
+            assert isinstance(group, click.Group)
+            sub = group.get_command(ctx, path[1])
+            return args[0], sub, args[1:]
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_commands(ctx, formatter)
+        with formatter.section("Aliases"):
+            formatter.write_dl([(a, "ilab " + " ".join(p)) for a, p in ALIASES.items()])
+
+
+@click.group(cls=RootGroup, lazy=GROUPS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="ilab")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="LABRADOR_CONFIG",
+              help="Path of config.yaml (default: XDG config dir).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """labrador: teach a language model new knowledge and skills from a taxonomy of YAML files."""
+    if config_path:
+        os.environ["LABRADOR_CONFIG"] = config_path
+    ctx.obj = {"debug": debug}
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - the one place that turns errors into messages
+        from labrador.errors import LabradorError
+
+        if debug:
+            raise
+        if isinstance(err, LabradorError):
+            click.secho(f"Error: {err}", fg="red", err=True)
+            sys.exit(err.exit_code)
+        click.secho(f"Internal error: {type(err).__name__}: {err} (run with --debug for the traceback)",
+                    fg="red", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

