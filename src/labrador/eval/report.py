@@ -1,0 +1,102 @@
+"""Results directories, files and terminal tables.
+
+A run writes into `<output-dir>/.<name>.partial/` and renames it to `<output-dir>/<name>/` only when every file
+is written, so a directory without the leading dot is always complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+class ResultsDir:
+    def __init__(self, output_dir: Path, benchmark: str) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"{benchmark}-{stamp}"
+        n = 1
+        while (output_dir / name).exists():
+            n += 1
+            name = f"{benchmark}-{stamp}-{n}"
+        self.final = output_dir / name
+        self.path = output_dir / f".{name}.partial"
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
+
+    def write_json(self, name: str, data: object) -> Path:
+        target = self.path / name
+        target.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return target
+
+    def write_jsonl(self, name: str, rows: Iterable[dict]) -> Path:
+        target = self.path / name
+        with target.open("w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return target
+
+    def write_csv(self, name: str, rows: Sequence[dict], columns: Sequence[str]) -> Path:
+        target = self.path / name
+        with target.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        return target
+
+    def bar_chart(self, name: str, labels: Sequence[str], series: dict[str, Sequence[float | None]],
+                  title: str, ylabel: str) -> Path:
+        """Grouped bars, one group per label and one bar per series (e.g. base and tuned)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        width = 0.8 / max(len(series), 1)
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 4.5))
+        for i, (series_name, values) in enumerate(series.items()):
+            xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(labels))]
+            ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=series_name)
+        ax.set_xticks(range(len(labels)))
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+        target = self.path / name
+        fig.savefig(target, dpi=100)
+        plt.close(fig)
+        return target
+
+    def commit(self) -> Path:
+        self.path.rename(self.final)
+        return self.final
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def print_table(console: Console, title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(fmt(v) if isinstance(v, float) or v is None else str(v) for v in row))
+    console.print(table)
+
+
+def mean(values: Iterable[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def delta(after: float | None, before: float | None) -> float | None:
+    return None if after is None or before is None else after - before
