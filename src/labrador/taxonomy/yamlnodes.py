@@ -127,6 +127,8 @@ def parse_yaml(text: str) -> Parsed:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or "invalid YAML"
         context = f" ({err.context})" if err.context else ""
+        if err.context and err.context_mark and mark and err.context_mark.line != mark.line:
+            context = f" ({err.context} that starts on line {err.context_mark.line + 1})"
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YamlProblem(f"The file is not valid YAML: {problem}{context}. Check the indentation, colons and "
                           "quotes on this line and the one before it.", line, col) from None

@@ -3,8 +3,8 @@
 Rules and defaults (override with ``--yaml-rules FILE``, a YAML file ``rules: {name: ...}``; each value is
 ``disable``, ``enable`` or a mapping with ``level: error|warning`` and rule options):
 
-- ``line-length``: lines longer than ``max`` (120) characters, warning. Like yamllint's
-  ``allow-non-breakable-words``, a line that is one long word (a URL) is allowed.
+- ``line-length``: lines longer than ``max`` (120) characters, warning. A line that is one long word (a URL),
+  alone or after ``- ``, ``# `` or ``key: ``, is allowed, since it cannot be broken.
 - ``trailing-spaces``: spaces or tabs at the end of a line, error.
 - ``tabs``: tab characters (YAML needs spaces for indentation), error.
 - ``new-line-at-end-of-file``: the last line must end with a newline, error.
@@ -132,10 +132,11 @@ def check_text(text: str, rules: dict[str, dict[str, Any]]) -> list[RuleHit]:
     return hits
 
 
+_PREFIX = re.compile(r"^(?:- +|# *)?(?:[\w.-]+: +)?")
+
+
 def _non_breakable(line: str) -> bool:
-    """True for a line that is indentation (+ '- ' or '# ') then one word: breaking it is impossible."""
-    body = line.strip()
-    for prefix in ("- ", "# "):
-        if body.startswith(prefix):
-            body = body[len(prefix):].lstrip()
+    """True for a line that is indentation, then '- ', '# ' or 'key: ', then one word (such as a URL): it
+    cannot be broken (yamllint's allow-non-breakable-words and -inline-mappings)."""
+    body = _PREFIX.sub("", line.strip(), count=1)
     return " " not in body and "\t" not in body
