@@ -1,0 +1,277 @@
+"""In-process llama.cpp backend (llama-cpp-python) for GGUF files: no server needed.
+
+One `Llama` context per client. Every request runs on a single worker thread (see `worker.py`), so callers
+from many threads or an asyncio loop can submit at will and the CPU stays busy between requests.
+
+Chat prompts are rendered with the model's own Jinja chat template (`tokenizer.chat_template` in the GGUF
+metadata), or with the `chat_template` option (a Jinja string or the path of a file holding one). Models with
+neither get ChatML, the most common format for small instruct models.
+
+Log-likelihoods are computed with the low-level decode API: the context is decoded once, then each
+continuation is decoded after it with logits for every position. This avoids `logits_all=True`, which would
+allocate an n_ctx x n_vocab float matrix (800 MB for SmolLM2 at 4096 tokens) for every client.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labrador.errors import LabradorError, ModelError
+from labrador.llm.base import Completion, Message, SamplingParams
+from labrador.llm.worker import SerialWorker
+
+DEFAULT_N_CTX = 4096
+DEFAULT_PARAMS = SamplingParams()  # frozen, so sharing one default instance is safe
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _load_template(value: str) -> str:
+    """`chat_template` option: a path to a Jinja file, or the Jinja text itself."""
+    if "{" not in value:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ModelError(f"chat_template '{value}' is neither a Jinja template nor an existing file; pass "
+                             "the template text or the path of a file that holds it.")
+        return path.read_text(encoding="utf-8")
+    return value
+
+
+def _train_context_length(model_path: Path) -> int | None:
+    from labrador.models.info import gguf_context_length
+
+    try:
+        return gguf_context_length(model_path)
+    except Exception:  # noqa: BLE001 - only a hint for n_ctx; llama.cpp reports real load errors itself
+        return None
+
+
+def default_threads() -> int:
+    """Half the logical CPUs (at least 1), llama-cpp-python's own default.
+
+    ggml's worker threads busy-wait between steps: with as many threads as logical CPUs, any other load on
+    the machine (hyperthread siblings, other processes) stalls every token; on a shared 2-core machine
+    2 threads decoded SmolLM2 25x slower than 1. Pass n_threads to use more.
+    """
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+class LlamaCppClient:
+    """`LLMClient` over a GGUF file loaded in this process."""
+
+    def __init__(self, model_path: Path | str, *, model_name: str | None = None, n_ctx: int | None = None,
+                 n_threads: int | None = None, n_batch: int = 512, chat_template: str | None = None) -> None:
+        import llama_cpp
+
+        self.model_path = Path(model_path)
+        self.model_name = model_name or self.model_path.stem
+        if n_ctx is None:
+            train_ctx = _train_context_length(self.model_path)
+            n_ctx = min(DEFAULT_N_CTX, train_ctx) if train_ctx else DEFAULT_N_CTX
+        threads = n_threads or default_threads()
+        try:
+            self._llm = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=n_ctx, n_batch=min(n_batch, n_ctx),
+                                        n_threads=threads, n_threads_batch=threads, verbose=False)
+        except (ValueError, RuntimeError) as err:
+            raise ModelError(f"llama.cpp could not load {self.model_path}: {err}. Check that the file is a "
+                             "complete GGUF model (re-download or re-convert it).") from None
+        self.context_length = self._llm.n_ctx()
+        self._n_vocab = self._llm.n_vocab()
+        self._worker = SerialWorker("llama-cpp")
+        template = _load_template(chat_template) if chat_template else self._llm.metadata.get(
+            "tokenizer.chat_template") or CHATML_TEMPLATE
+        self._formatter = self._make_formatter(template)
+        self._closed = False
+
+    # -- counters (teacher utilisation is busy_seconds / wall time) --
+    @property
+    def busy_seconds(self) -> float:
+        return self._worker.busy_seconds
+
+    @property
+    def requests(self) -> int:
+        return self._worker.requests
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self._worker.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self._worker.completion_tokens
+
+    def _make_formatter(self, template: str) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        llm = self._llm
+        eos_id, bos_id = llm.token_eos(), llm.token_bos()
+        eos = llm._model.token_get_text(eos_id) if eos_id != -1 else ""
+        bos = llm._model.token_get_text(bos_id) if bos_id != -1 else ""
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id])
+
+    # -- tokenisation --
+    def _tokenize(self, text: str, add_bos: bool = True) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text, add_bos=False))
+
+    def chat_prompt_tokens(self, messages: list[Message]) -> list[int]:
+        """The prompt tokens a chat request would feed the model (template applied, generation prompt added)."""
+        try:
+            rendered = self._formatter(messages=messages)
+        except Exception as err:  # noqa: BLE001 - jinja raises many types; all mean "template failed"
+            raise LabradorError(f"The chat template of {self.model_name} could not render these messages: "
+                                f"{err}. Check the roles, or pass another template with chat_template.") from None
+        return self._tokenize(rendered.prompt, add_bos=not rendered.added_special)
+
+    # -- generation (runs on the worker thread) --
+    def _generate(self, tokens: list[int], params: SamplingParams) -> Completion:
+        room = self.context_length - len(tokens)
+        if room <= 0:
+            raise LabradorError(f"The prompt has {len(tokens)} tokens but {self.model_name} was loaded with a "
+                                f"context of {self.context_length}; shorten the prompt or raise n_ctx.")
+        max_tokens = max(1, min(params.max_tokens, room))
+        greedy = params.temperature <= 0
+        base_seed = params.seed if params.seed is not None else random.getrandbits(31)
+        texts: list[str] = []
+        reasons: list[str] = []
+        completion_tokens = 0
+        # Evaluate every request's prompt from scratch: reusing another request's cached prefix changes the
+        # batch split, hence the logits in the last bits, hence sampled text - the same seed must give the same
+        # texts whatever ran before. Samples 2..n of this request still reuse this request's prompt.
+        self._llm.n_tokens = 0
+        for i in range(params.n):
+            if greedy and texts:  # greedy decoding is deterministic: later samples would repeat the first
+                texts.append(texts[0])
+                reasons.append(reasons[0])
+                continue
+            out = self._llm.create_completion(
+                prompt=tokens, max_tokens=max_tokens, temperature=max(params.temperature, 0.0),
+                top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0, stop=list(params.stop) or None,
+                seed=base_seed + i)
+            choice = out["choices"][0]
+            texts.append(choice["text"])
+            reasons.append(choice.get("finish_reason") or "stop")
+            done = out["usage"]["completion_tokens"]
+            completion_tokens += done
+            self._worker.count_tokens(len(tokens), done)
+        if greedy and params.n > 1:
+            completion_tokens *= params.n
+        return Completion(texts=texts, prompt_tokens=len(tokens), completion_tokens=completion_tokens,
+                          finish_reasons=reasons, model=self.model_name)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LabradorError(f"The client for {self.model_name} is closed.")
+
+    def chat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        self._check_open()
+        return self._worker.run(lambda: self._generate(self.chat_prompt_tokens(messages), params))
+
+    async def achat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        self._check_open()
+        return await self._worker.arun(lambda: self._generate(self.chat_prompt_tokens(messages), params))
+
+    def complete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        self._check_open()
+        return self._worker.run(lambda: self._generate(self._tokenize(prompt), params))
+
+    async def acomplete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        self._check_open()
+        return await self._worker.arun(lambda: self._generate(self._tokenize(prompt), params))
+
+    # -- log-likelihoods (low-level decode; runs on the worker thread) --
+    def _decode(self, tokens: list[int], n_past: int, all_logits: bool) -> np.ndarray:
+        """Decode `tokens` at positions n_past.. and return logits: one row per token, or just the last row."""
+        llm = self._llm
+        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
+        rows: list[np.ndarray] = []
+        step = llm.n_batch
+        for start in range(0, len(tokens), step):
+            chunk = tokens[start:start + step]
+            llm._batch.set_batch(batch=chunk, n_past=n_past + start, logits_all=all_logits)
+            llm._ctx.decode(llm._batch)
+            n_rows = len(chunk) if all_logits else 1
+            rows.append(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n_rows, self._n_vocab)).copy())
+        return np.concatenate(rows) if all_logits else rows[-1]
+
+    @staticmethod
+    def _log_softmax(logits: np.ndarray) -> np.ndarray:
+        logits = logits.astype(np.float64)
+        peak = logits.max(axis=-1, keepdims=True)
+        return logits - peak - np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True))
+
+    def _split(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Tokens of context and continuation, tokenised together so the boundary matches real text."""
+        spaces = len(context) - len(context.rstrip(" "))
+        if spaces:  # a trailing space belongs to the next word's token in BPE vocabularies
+            continuation = context[-spaces:] + continuation
+            context = context[:-spaces]
+        whole = self._tokenize(context + continuation)
+        n_context = len(self._tokenize(context))
+        if n_context == 0:  # models without BOS: condition the first token on EOS as a document start
+            return [self._llm.token_eos()], whole
+        n_context = min(n_context, len(whole) - 1) if len(whole) > 1 else n_context
+        return whole[:n_context], whole[n_context:]
+
+    def _loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
+        llm = self._llm
+        llm.n_tokens = 0  # forget llama-cpp-python's prompt cache: we overwrite the KV cache below
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        results: list[float] = []
+        cached_prefix: list[int] | None = None
+        prefix_logprobs: np.ndarray | None = None
+        try:
+            for continuation in continuations:
+                prefix, cont = self._split(context, continuation)
+                if not cont:
+                    results.append(0.0)
+                    continue
+                overflow = len(prefix) + len(cont) - self.context_length
+                if overflow > 0:  # keep the end of the context, as evaluation harnesses do
+                    prefix = prefix[min(overflow, len(prefix) - 1):]
+                    cont = cont[-(self.context_length - len(prefix)):]
+                if prefix != cached_prefix:
+                    prefix_logprobs = self._log_softmax(self._decode(prefix, 0, all_logits=False)[0])
+                    cached_prefix = prefix
+                assert prefix_logprobs is not None
+                total = float(prefix_logprobs[cont[0]])
+                if len(cont) > 1:
+                    rows = self._log_softmax(self._decode(cont[:-1], len(prefix), all_logits=True))
+                    total += float(rows[np.arange(len(cont) - 1), cont[1:]].sum())
+                self._worker.count_tokens(len(prefix) + len(cont), 0)
+                results.append(total)
+        finally:
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            llm.n_tokens = 0
+        return results
+
+    def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
+        self._check_open()
+        return self._worker.run(lambda: self._loglikelihoods(context, continuations))
+
+    async def aloglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
+        self._check_open()
+        return await self._worker.arun(lambda: self._loglikelihoods(context, continuations))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._worker.close()
+        self._llm.close()
+
+    def __enter__(self) -> LlamaCppClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
