@@ -32,22 +32,14 @@ def task_name(leaf) -> str:
 
 
 def changed_leaves(taxonomy_path: Path, base: str) -> list:
-    """Leaves whose qna.yaml changed between `base` and the working tree; a clear error when there are none."""
-    from labrador.taxonomy import read_leaf
-    from labrador.taxonomy.diff import changed_files
+    """Valid leaves changed since `base` (`ilab taxonomy diff` logic); a clear error when there are none."""
+    from labrador.taxonomy import load_leaves
 
     root = Path(taxonomy_path)
-    if not root.is_dir():
-        raise TaxonomyError(f"{root}: taxonomy directory not found. Pass --taxonomy-path (a git checkout).")
-    leaves = []
-    for path in changed_files(root, base):
-        path = Path(path)
-        full = path if path.is_absolute() else root / path
-        if full.name == "qna.yaml" and full.is_file():
-            leaves.append(read_leaf(full, root))
+    leaves = load_leaves(root, base)
     if not leaves:
-        raise TaxonomyError(f"{root}: no changed qna.yaml files against {base!r}; nothing to evaluate. Commit or "
-                            "add a leaf on your branch, or pass --taxonomy-base.")
+        raise TaxonomyError(f"{root}: no changed qna.yaml files against {base!r}; nothing to evaluate. Add or "
+                            "change a leaf on your branch, or pass another --taxonomy-base.")
     return leaves
 
 

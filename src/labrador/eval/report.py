@@ -85,7 +85,8 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 
 def print_table(console: Console, title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    table = Table(title=title, title_justify="left")
+    console.print(f"[bold]{title}[/bold]")  # not Table(title=): a title wraps to the table's width
+    table = Table()
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right")
     for row in rows:

@@ -96,6 +96,12 @@ def check_options(opts: EvalOptions) -> None:
         raise ConfigError("--num-workers must be at least 1.")
 
 
+def short_label(spec: str) -> str:
+    """A model's name for tables: the file or directory name of a local path, else the spec itself."""
+    path = Path(spec).expanduser()
+    return path.name if path.exists() else spec
+
+
 class ClientPool:
     """One client per distinct model spec (a judge that is also the candidate is loaded once)."""
 
@@ -118,13 +124,13 @@ class ClientPool:
         endpoint = self.opts.endpoint_url
         key = f"{endpoint}#{spec}" if endpoint else spec
         client = self._client(key, spec, endpoint)
-        return Model(label or spec, client, model_fingerprint(key, client), self.cache)
+        return Model(label or short_label(spec), client, model_fingerprint(key, client), self.cache)
 
     def judge(self) -> Model:
         spec, endpoint = self.opts.judge_model, self.opts.judge_endpoint
         key = f"{endpoint}#{spec or ''}" if endpoint else str(spec)
         client = self._client(key, spec, endpoint)
-        return Model(spec or str(endpoint), client, model_fingerprint(key, client), self.cache)
+        return Model(short_label(spec) if spec else str(endpoint), client, model_fingerprint(key, client), self.cache)
 
     def close(self) -> None:
         for client in self._owned.values():
