@@ -1,0 +1,198 @@
+"""Run a model server in the foreground: pick the backend, bind, serve until SIGINT/SIGTERM, exit 0.
+
+We bind the socket ourselves (so `--port 0` can report the port the kernel picked) and handle the signals
+ourselves: uvicorn's own handlers re-raise the signal after shutdown, which would turn a clean stop into
+exit status 130/143.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labrador.errors import LabradorError, ModelError
+from labrador.serve.app import DEFAULT_MAX_BODY_BYTES, create_app
+from labrador.serve.loading import resolve_served_model
+
+BACKENDS = ("auto", "llama-cpp", "vllm", "transformers")
+
+
+@dataclass
+class ServeOptions:
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backend: str = "auto"
+    api_key: str | None = None
+    max_ctx_size: int = 4096
+    threads: int | None = None
+    chat_template: Path | None = None
+    backend_args: list[str] = field(default_factory=list)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    ready_file: Path | None = None
+
+
+@dataclass
+class Ready:
+    """What a started server reports (printed, and written to --ready-file for `--background`)."""
+
+    url: str
+    host: str
+    port: int
+    model: str
+    backend: str
+    pid: int = field(default_factory=os.getpid)
+
+
+def choose_backend(path: Path, requested: str) -> str:
+    """GGUF file -> llama.cpp; HF directory -> vLLM when it and a GPU are present, else transformers."""
+    from labrador.serve.vllm import vllm_available
+
+    if path.is_file():
+        if requested in ("auto", "llama-cpp", "transformers"):
+            return "llama-cpp" if requested == "auto" else requested
+        raise ModelError(f"{path}: vLLM serves Hugging Face directories, not GGUF files; use --backend llama-cpp "
+                         "or convert the model with `ilab model convert`.")
+    if requested == "llama-cpp":
+        raise ModelError(f"{path}: llama.cpp needs a GGUF file; convert this directory first with "
+                         "`ilab model convert`, or use --backend transformers.")
+    if requested == "vllm" or (requested == "auto" and vllm_available()):
+        return "vllm"
+    return "transformers"
+
+
+def load_backend(path: Path, name: str, kind: str, options: ServeOptions) -> Any:
+    template = options.chat_template.read_text(encoding="utf-8") if options.chat_template else None
+    if kind == "llama-cpp":
+        from labrador.serve.llama_backend import LlamaCppBackend
+
+        return LlamaCppBackend(path, model_id=name, n_ctx=options.max_ctx_size, n_threads=options.threads,
+                               chat_template=template)
+    from labrador.serve.hf_backend import TransformersBackend
+
+    return TransformersBackend(path, model_id=name, n_ctx=options.max_ctx_size, n_threads=options.threads,
+                               chat_template=template)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as err:
+        sock.close()
+        raise LabradorError(f"Cannot listen on {host}:{port} ({err.strerror or err}); choose another --port "
+                            "(0 picks a free one) or stop the server using it (`ilab process list`).") from None
+    sock.listen(2048)
+    return sock
+
+
+def connect_host(host: str) -> str:
+    """Where a local client should connect when the server listens on every interface."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def base_url(host: str, port: int) -> str:
+    host = connect_host(host)
+    return f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"
+
+
+def _write_ready(path: Path, ready: Ready) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(ready.__dict__), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _uvicorn_server(app: Any) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn without its signal handling (we install ours on the loop)."""
+
+        def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+            pass
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # uvicorn >= 0.29
+            yield
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=10, timeout_keep_alive=30)
+    return Server(config)
+
+
+async def _serve(server: Any, sock: socket.socket, on_ready: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if server.should_exit:  # a second Ctrl+C: do not wait for open requests
+            server.force_exit = True
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    if server.started:
+        on_ready()
+    await task
+
+
+def run_server(options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
+    """Load the model, serve it until SIGINT/SIGTERM; returns the exit status (0 on a clean stop)."""
+    path, name = resolve_served_model(options.model)
+    kind = choose_backend(path, options.backend)
+    if kind == "vllm":
+        return _run_vllm(path, name, options, on_ready)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    backend = load_backend(path, name, kind, options)
+    try:
+        sock = bind_socket(options.host, options.port)
+        port = sock.getsockname()[1]
+        ready = Ready(url=base_url(options.host, port), host=options.host, port=port, model=name, backend=kind)
+        server = _uvicorn_server(create_app(backend, api_key=options.api_key,
+                                            max_body_bytes=options.max_body_bytes))
+
+        def announce() -> None:
+            if options.ready_file:
+                _write_ready(options.ready_file, ready)
+            on_ready(ready)
+
+        asyncio.run(_serve(server, sock, announce))
+    finally:
+        backend.close()
+    return 0
+
+
+def _run_vllm(path: Path, name: str, options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
+    from labrador.serve.vllm import build_vllm_command, run_vllm
+
+    port = options.port
+    if port == 0:  # vLLM cannot report a kernel-chosen port: pick a free one now (tiny race, documented)
+        with contextlib.closing(bind_socket(options.host, 0)) as probe:
+            port = probe.getsockname()[1]
+    command = build_vllm_command(path, host=options.host, port=port, served_name=name,
+                                 max_ctx_size=options.max_ctx_size, api_key=options.api_key,
+                                 chat_template=options.chat_template, backend_args=options.backend_args)
+    ready = Ready(url=base_url(options.host, port), host=options.host, port=port, model=name, backend="vllm")
+
+    def announce() -> None:
+        # vLLM takes minutes to load; background callers poll /health before using it.
+        if options.ready_file:
+            _write_ready(options.ready_file, ready)
+        on_ready(ready)
+
+    return run_vllm(command, on_start=announce)
