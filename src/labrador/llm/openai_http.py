@@ -1,0 +1,336 @@
+"""Client for OpenAI-compatible HTTP servers (vLLM, llama.cpp server, `ilab model serve`, hosted APIs).
+
+- Several endpoints: each request goes to the endpoint with the fewest requests in flight (ties: round
+  robin), and each endpoint has its own concurrency limit (`max_concurrency`), so a slow server is not flooded
+  while others idle.
+- Retries: connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff
+  (`backoff * 2**attempt` seconds, jittered, capped at 30 s; a 429's Retry-After is honoured up to the same cap),
+  possibly on another endpoint. Other 4xx answers are the caller's fault and fail at once. After the last
+  attempt an `EndpointError` names the endpoint and the last error in one line.
+- `n` is passed through; servers that return fewer choices get the rest as separate requests (seed + i).
+- `loglikelihoods` uses /v1/completions with `echo` + `logprobs` (vLLM, llama.cpp server support it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from labrador.errors import EndpointError, LabradorError
+from labrador.llm.base import Completion, Message, SamplingParams
+
+DEFAULT_PARAMS = SamplingParams()
+MAX_BACKOFF_S = 30.0
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def normalize_url(url: str) -> str:
+    """Base URL ending in /v1: accepts `http://h:8000`, `http://h:8000/`, `http://h:8000/v1`."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise LabradorError(f"Endpoint URL '{url}' must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1).")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@dataclass
+class _Endpoint:
+    url: str
+    limit: int
+    in_flight: int = 0
+    sync_slots: threading.BoundedSemaphore = field(init=False)
+    async_slots: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary)
+
+    def __post_init__(self) -> None:
+        self.sync_slots = threading.BoundedSemaphore(self.limit)
+
+    def async_slot(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        sem = self.async_slots.get(loop)
+        if sem is None:
+            sem = self.async_slots[loop] = asyncio.Semaphore(self.limit)
+        return sem
+
+
+def _check_response(response: httpx.Response, url: str) -> dict[str, Any]:
+    """JSON body of a 200; _Retryable for 429/5xx; EndpointError for other answers."""
+    status = response.status_code
+    if status == 200:
+        try:
+            return response.json()
+        except ValueError:
+            raise EndpointError(f"Endpoint {url} answered with invalid JSON: {_one_line(response.text, 120)}") from None
+    body = _one_line(response.text, 200)
+    if status == 429 or status >= 500:
+        retry_after = response.headers.get("retry-after")
+        try:
+            delay = float(retry_after) if retry_after else None
+        except ValueError:
+            delay = None
+        raise _Retryable(f"HTTP {status}: {body}", delay)
+    hint = " (check --api-key)" if status in (401, 403) else ""
+    raise EndpointError(f"Endpoint {url} rejected the request with HTTP {status}{hint}: {body}")
+
+
+class OpenAIHTTPClient:
+    """`LLMClient` over one or more OpenAI-compatible endpoints."""
+
+    def __init__(self, endpoint_urls: list[str], *, model: str | None = None, api_key: str | None = None,
+                 timeout: float = 120.0, max_retries: int = 4, backoff: float = 0.5,
+                 max_concurrency: int = 8) -> None:
+        if not endpoint_urls:
+            raise LabradorError("No endpoint URL given; pass --endpoint-url http://HOST:PORT/v1.")
+        self.endpoints = [_Endpoint(normalize_url(u), max(1, max_concurrency)) for u in endpoint_urls]
+        self._model = model
+        self.timeout, self.max_retries, self.backoff = timeout, max(0, max_retries), backoff
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(timeout=timeout, headers=self._headers)
+        self._async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+        self._turn = itertools.count()
+        self._busy_since: float | None = None
+        self.busy_seconds = 0.0
+        self.requests = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.context_length: int | None = None
+
+    # -- endpoint choice and accounting --
+    def _acquire(self) -> _Endpoint:
+        with self._lock:
+            turn = next(self._turn)
+            n = len(self.endpoints)
+            order = [self.endpoints[(turn + i) % n] for i in range(n)]
+            endpoint = min(order, key=lambda e: e.in_flight)
+            endpoint.in_flight += 1
+            if self._busy_since is None:
+                self._busy_since = time.perf_counter()
+            return endpoint
+
+    def _release(self, endpoint: _Endpoint) -> None:
+        with self._lock:
+            endpoint.in_flight -= 1
+            if self._busy_since is not None and not any(e.in_flight for e in self.endpoints):
+                self.busy_seconds += time.perf_counter() - self._busy_since
+                self._busy_since = None
+
+    def _delay(self, attempt: int, err: _Retryable | None) -> float:
+        if err is not None and err.retry_after is not None:
+            return min(err.retry_after, MAX_BACKOFF_S)
+        return min(self.backoff * 2 ** attempt, MAX_BACKOFF_S) * random.uniform(0.75, 1.0)
+
+    def _failure(self, url: str, attempts: int, last: str) -> EndpointError:
+        return EndpointError(f"Endpoint {url} failed after {attempts} attempt{'s' * (attempts > 1)}: {last}. "
+                             "Check that the server is running and reachable.")
+
+    # -- transport: sync --
+    def _send(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        last, url = "", ""
+        for attempt in range(self.max_retries + 1):
+            endpoint = self._acquire()
+            url = endpoint.url
+            retryable: _Retryable | None = None
+            try:
+                with endpoint.sync_slots:
+                    response = self._http.request(method, url + path, json=payload)
+                return _check_response(response, url)
+            except _Retryable as err:
+                retryable, last = err, str(err)
+            except httpx.TimeoutException:
+                last = f"no answer within the {self.timeout:g} s timeout"
+            except httpx.TransportError as err:
+                last = f"{type(err).__name__}: {_one_line(err, 160) or 'connection failed'}"
+            finally:
+                self._release(endpoint)
+            if attempt < self.max_retries:
+                time.sleep(self._delay(attempt, retryable))
+        raise self._failure(url, self.max_retries + 1, last)
+
+    # -- transport: async (one httpx.AsyncClient per event loop) --
+    def _async_http(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
+        return client
+
+    async def _asend(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        last, url = "", ""
+        http = self._async_http()
+        for attempt in range(self.max_retries + 1):
+            endpoint = self._acquire()
+            url = endpoint.url
+            retryable: _Retryable | None = None
+            try:
+                async with endpoint.async_slot():
+                    response = await http.request(method, url + path, json=payload)
+                return _check_response(response, url)
+            except _Retryable as err:
+                retryable, last = err, str(err)
+            except httpx.TimeoutException:
+                last = f"no answer within the {self.timeout:g} s timeout"
+            except httpx.TransportError as err:
+                last = f"{type(err).__name__}: {_one_line(err, 160) or 'connection failed'}"
+            finally:
+                self._release(endpoint)
+            if attempt < self.max_retries:
+                await asyncio.sleep(self._delay(attempt, retryable))
+        raise self._failure(url, self.max_retries + 1, last)
+
+    # -- model name --
+    @staticmethod
+    def _first_model(body: dict[str, Any], url: str) -> str:
+        try:
+            return str(body["data"][0]["id"])
+        except (KeyError, IndexError, TypeError):
+            raise EndpointError(f"Endpoint {url}: /v1/models lists no model; pass the model name with -m.") from None
+
+    @property
+    def model_name(self) -> str:
+        if self._model is None:
+            self._model = self._first_model(self._send("GET", "/models"), self.endpoints[0].url)
+        return self._model
+
+    async def _amodel_name(self) -> str:
+        if self._model is None:
+            self._model = self._first_model(await self._asend("GET", "/models"), self.endpoints[0].url)
+        return self._model
+
+    # -- requests --
+    @staticmethod
+    def _payload(model: str, params: SamplingParams, n: int, seed: int | None) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": model, "temperature": params.temperature, "top_p": params.top_p,
+                                   "max_tokens": params.max_tokens, "n": n}
+        if params.stop:
+            payload["stop"] = list(params.stop)
+        if seed is not None:
+            payload["seed"] = seed
+        return payload
+
+    def _parse(self, body: dict[str, Any], chat: bool, model: str) -> Completion:
+        try:
+            choices = body["choices"]
+            texts = [(c["message"]["content"] or "") if chat else c["text"] for c in choices]
+        except (KeyError, TypeError) as err:
+            raise EndpointError(f"Endpoint answer for model {model} has no {err} field: "
+                                f"{_one_line(body, 160)}") from None
+        usage = body.get("usage") or {}
+        result = Completion(texts=texts, prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                            completion_tokens=int(usage.get("completion_tokens") or 0),
+                            finish_reasons=[c.get("finish_reason") or "stop" for c in choices],
+                            model=str(body.get("model") or model))
+        with self._lock:
+            self.requests += 1
+            self.prompt_tokens += result.prompt_tokens
+            self.completion_tokens += result.completion_tokens
+        return result
+
+    @staticmethod
+    def _merge(first: Completion, more: list[Completion], n: int) -> Completion:
+        for extra in more:
+            first.texts.extend(extra.texts)
+            first.finish_reasons.extend(extra.finish_reasons)
+            first.completion_tokens += extra.completion_tokens
+        del first.texts[n:], first.finish_reasons[n:]
+        return first
+
+    def _seed(self, params: SamplingParams, i: int) -> int | None:
+        return None if params.seed is None else params.seed + i
+
+    def _run(self, path: str, body_key: str, content: Any, params: SamplingParams) -> Completion:
+        model = self.model_name
+        chat = path == "/chat/completions"
+
+        def call(n: int, seed: int | None) -> Completion:
+            return self._parse(self._send("POST", path, {body_key: content, **self._payload(model, params, n, seed)}),
+                               chat, model)
+
+        first = call(params.n, params.seed)
+        missing = params.n - len(first.texts)  # server ignored n: ask for the rest one by one
+        return self._merge(first, [call(1, self._seed(params, len(first.texts) + i)) for i in range(missing)],
+                           params.n)
+
+    async def _arun(self, path: str, body_key: str, content: Any, params: SamplingParams) -> Completion:
+        model = await self._amodel_name()
+        chat = path == "/chat/completions"
+
+        async def call(n: int, seed: int | None) -> Completion:
+            body = await self._asend("POST", path, {body_key: content, **self._payload(model, params, n, seed)})
+            return self._parse(body, chat, model)
+
+        first = await call(params.n, params.seed)
+        missing = params.n - len(first.texts)
+        more = await asyncio.gather(*[call(1, self._seed(params, len(first.texts) + i)) for i in range(missing)])
+        return self._merge(first, list(more), params.n)
+
+    def chat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        return self._run("/chat/completions", "messages", messages, params)
+
+    async def achat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        return await self._arun("/chat/completions", "messages", messages, params)
+
+    def complete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        return self._run("/completions", "prompt", prompt, params)
+
+    async def acomplete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        return await self._arun("/completions", "prompt", prompt, params)
+
+    def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
+        """Sum of the continuation tokens' logprobs, from /v1/completions with echo=true and logprobs."""
+        model = self.model_name
+        spaces = len(context) - len(context.rstrip(" "))
+        start = len(context) - spaces  # a trailing space belongs to the continuation's first token
+        results = []
+        for continuation in continuations:
+            text = context + continuation
+            body = self._send("POST", "/completions", {"model": model, "prompt": text, "max_tokens": 1,
+                                                       "temperature": 0.0, "echo": True, "logprobs": 1})
+            results.append(self._sum_logprobs(body, start, len(text)))
+        return results
+
+    def _sum_logprobs(self, body: dict[str, Any], start: int, end: int) -> float:
+        try:
+            logprobs = body["choices"][0]["logprobs"]
+            offsets, values = logprobs["text_offset"], logprobs["token_logprobs"]
+        except (KeyError, IndexError, TypeError):
+            offsets, values = None, None
+        picked = [v for o, v in zip(offsets or [], values or [], strict=False) if start <= o < end]
+        if not picked or any(v is None for v in picked):
+            raise LabradorError(f"Endpoint {self.endpoints[0].url} does not return prompt log-probabilities "
+                                "(/v1/completions with echo and logprobs), which likelihood scoring needs; use a "
+                                "server that supports them (vLLM, llama.cpp server) or a local model file.")
+        return float(sum(picked))
+
+    def close(self) -> None:
+        """Close the sync connection pool; async pools close with `aclose()` (or with their event loop)."""
+        self._http.close()
+        self._async_clients.clear()
+
+    async def aclose(self) -> None:
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+        self.close()
+
+    def __enter__(self) -> OpenAIHTTPClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
