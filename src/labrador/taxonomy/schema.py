@@ -91,10 +91,10 @@ def _item_name(path: PathKey, index: int) -> str:
 
 def validate(data: dict[str, Any], version: int, schema_name: str) -> list[tuple[PathKey, bool, str]]:
     """Every schema violation as (path, points_at_key, message), in file order of their paths."""
-    problems: list[tuple[PathKey, bool, str]] = []
+    problems: dict[tuple[PathKey, bool, str], None] = {}  # jsonschema repeats some (one `required` per key)
     for err in _validator(version, schema_name).iter_errors(data):
-        problems.extend(_translate(err))
-    return problems
+        problems.update(dict.fromkeys(_translate(err)))
+    return list(problems)
 
 
 def _translate(err: Any) -> list[tuple[PathKey, bool, str]]:

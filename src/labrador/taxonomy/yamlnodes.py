@@ -17,6 +17,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 200_000  # a taxonomy file has a few hundred nodes; more means an alias bomb
+MAX_DEPTH = 500  # real files nest 4 levels deep
+DEPTH_SCAN_FROM = 2_000  # characters: shorter text cannot nest deep enough to crash the C composer
 
 PathKey = tuple[str | int, ...]
 
@@ -88,7 +90,7 @@ class _Converter:
             raise YamlProblem(f"The value uses a YAML tag ({node.tag}) that taxonomy files do not allow; "
                               "remove the tag and write plain text.", *_pos(node)) from None
         except (ValueError, TypeError, OverflowError):
-            raise YamlProblem(f"The value {node.value!r} cannot be read as the type its tag ({node.tag}) "
+            raise YamlProblem(f"The value {node.value[:40]!r} cannot be read as the type its tag ({node.tag}) "
                               "says; write it as plain text.", *_pos(node)) from None
 
     def _mapping(self, node: MappingNode, path: PathKey) -> dict[str, Any]:
@@ -114,6 +116,20 @@ class _Converter:
         return result
 
 
+def _check_depth(text: str) -> None:
+    """libyaml's C composer recurses once per nesting level and crashes the process (not an exception) on
+    tens of thousands of levels; the event parser keeps its own stack, so measure the depth with it first."""
+    depth = 0
+    for event in yaml.parse(text, Loader=Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YamlProblem("The file is nested too deeply to read; flatten the lists and keys.",
+                                  event.start_mark.line + 1, event.start_mark.column + 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def _offset_to_pos(text: str, offset: int) -> tuple[int, int]:
     before = text[:offset]
     return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
@@ -122,6 +138,8 @@ def _offset_to_pos(text: str, offset: int) -> tuple[int, int]:
 def parse_yaml(text: str) -> Parsed:
     """Parse one YAML document; raises YamlProblem (with position) when the text is not valid YAML."""
     try:
+        if len(text) > DEPTH_SCAN_FROM:
+            _check_depth(text)
         root = yaml.compose(text, Loader=Loader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
