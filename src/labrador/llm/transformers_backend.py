@@ -1,0 +1,165 @@
+"""Hugging Face transformers backend (CPU fallback for HF checkpoint directories, e.g. freshly trained ones).
+
+Slow compared to llama.cpp, but it runs any checkpoint `ilab model train` writes without a conversion step.
+Requests run one at a time on a worker thread (torch already uses every core for one forward pass).
+The chat template is the tokenizer's (`tokenizer_config.json` / `chat_template.jinja`), or the `chat_template`
+option (Jinja text or a file path).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from labrador.errors import LabradorError, ModelError
+from labrador.llm.base import Completion, Message, SamplingParams
+from labrador.llm.llama_cpp import _load_template
+from labrador.llm.worker import SerialWorker
+
+DEFAULT_PARAMS = SamplingParams()
+DEFAULT_N_CTX = 4096
+
+
+def _cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class TransformersClient:
+    """`LLMClient` over a Hugging Face model directory, run by torch on the CPU."""
+
+    def __init__(self, model_path: Path | str, *, model_name: str | None = None, n_ctx: int | None = None,
+                 n_threads: int | None = None, chat_template: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_path = Path(model_path)
+        self.model_name = model_name or self.model_path.name
+        if n_threads:
+            torch.set_num_threads(n_threads)
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
+            self._model = AutoModelForCausalLM.from_pretrained(str(self.model_path), dtype=torch.float32).eval()
+        except (OSError, ValueError) as err:
+            raise ModelError(f"transformers could not load {self.model_path}: {' '.join(str(err).split())[:300]}. "
+                             "Check that the directory holds config.json, weights and tokenizer files.") from None
+        if chat_template:
+            self._tokenizer.chat_template = _load_template(chat_template)
+        limit = getattr(self._model.config, "max_position_embeddings", None) or DEFAULT_N_CTX
+        self.context_length = min(n_ctx or DEFAULT_N_CTX, limit)
+        self._worker = SerialWorker("transformers")
+        self._torch = torch
+
+    @property
+    def busy_seconds(self) -> float:
+        return self._worker.busy_seconds
+
+    @property
+    def requests(self) -> int:
+        return self._worker.requests
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self._worker.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self._worker.completion_tokens
+
+    def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
+        return list(self._tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._encode(text, False))
+
+    def chat_prompt_tokens(self, messages: list[Message]) -> list[int]:
+        if not self._tokenizer.chat_template:
+            raise LabradorError(f"{self.model_path} has no chat template in its tokenizer files; pass one with the "
+                                "chat_template option (Jinja text or a file).")
+        try:
+            text = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except Exception as err:  # noqa: BLE001 - jinja raises many types; all mean "template failed"
+            raise LabradorError(f"The chat template of {self.model_name} could not render these messages: "
+                                f"{err}.") from None
+        return self._encode(text, False)
+
+    def _generate(self, tokens: list[int], params: SamplingParams) -> Completion:
+        torch = self._torch
+        room = self.context_length - len(tokens)
+        if room <= 0:
+            raise LabradorError(f"The prompt has {len(tokens)} tokens but {self.model_name} has a context of "
+                                f"{self.context_length}; shorten the prompt.")
+        max_new = max(1, min(params.max_tokens, room))
+        ids = torch.tensor([tokens])
+        greedy = params.temperature <= 0
+        sampling: dict[str, Any] = {"do_sample": False} if greedy else {
+            "do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else \
+            self._tokenizer.eos_token_id
+        base_seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        texts, reasons, produced = [], [], 0
+        for i in range(params.n):
+            if greedy and texts:
+                texts.append(texts[0])
+                reasons.append(reasons[0])
+                continue
+            torch.manual_seed(base_seed + i)
+            with torch.inference_mode():
+                out = self._model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
+                                           pad_token_id=pad, **sampling)
+            new = out[0, len(tokens):].tolist()
+            produced += len(new)
+            text, stopped = _cut_at_stop(self._tokenizer.decode(new, skip_special_tokens=True), params.stop)
+            ended = bool(new) and new[-1] == self._tokenizer.eos_token_id
+            texts.append(text)
+            reasons.append("stop" if stopped or ended or len(new) < max_new else "length")
+            self._worker.count_tokens(len(tokens), len(new))
+        total = produced * params.n if greedy else produced
+        return Completion(texts=texts, prompt_tokens=len(tokens), completion_tokens=total, finish_reasons=reasons,
+                          model=self.model_name)
+
+    def chat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        return self._worker.run(lambda: self._generate(self.chat_prompt_tokens(messages), params))
+
+    async def achat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        return await self._worker.arun(lambda: self._generate(self.chat_prompt_tokens(messages), params))
+
+    def complete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        return self._worker.run(lambda: self._generate(self._encode(prompt, True), params))
+
+    async def acomplete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        return await self._worker.arun(lambda: self._generate(self._encode(prompt, True), params))
+
+    def _loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
+        torch = self._torch
+        results = []
+        for continuation in continuations:
+            spaces = len(context) - len(context.rstrip(" "))
+            ctx, cont = (context[:-spaces], context[-spaces:] + continuation) if spaces else (context, continuation)
+            whole = self._encode(ctx + cont, True)
+            n_ctx = len(self._encode(ctx, True))
+            if n_ctx == 0:  # no BOS and empty context: condition on EOS as a document start
+                whole, n_ctx = [self._tokenizer.eos_token_id, *whole], 1
+            n_ctx = min(n_ctx, len(whole) - 1)
+            whole = whole[-self.context_length:]
+            n_cont = min(len(whole) - 1, len(whole) - n_ctx)
+            with torch.inference_mode():
+                logits = self._model(torch.tensor([whole])).logits[0].double()
+            logprobs = torch.log_softmax(logits[:-1], dim=-1)
+            targets = torch.tensor(whole[1:])
+            picked = logprobs[torch.arange(len(whole) - 1), targets][-n_cont:]
+            results.append(float(picked.sum()))
+            self._worker.count_tokens(len(whole), 0)
+        return results
+
+    def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
+        return self._worker.run(lambda: self._loglikelihoods(context, continuations))
+
+    def close(self) -> None:
+        self._worker.close()
+
+    def __enter__(self) -> TransformersClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
