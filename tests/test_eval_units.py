@@ -15,7 +15,14 @@ from labrador.eval.keyfacts import normalize, score_answer
 from labrador.eval.mmlu_data import load_tasks_dir
 from labrador.eval.mt_bench import MTQuestion, TurnResult, judge_messages, load_questions, summarize
 from labrador.eval.mt_report import compare_per_leaf
-from labrador.eval.multiple_choice import MCQuestion, MCReport, build_prompt, pick_answer, score_question
+from labrador.eval.multiple_choice import (
+    MCQuestion,
+    MCReport,
+    build_prompt,
+    few_shot_examples,
+    pick_answer,
+    score_question,
+)
 from labrador.eval.runner import EvalOptions, check_options
 from labrador.llm import Completion, SamplingParams
 from labrador.taxonomy.models import Leaf, QnA, SeedExample
@@ -83,6 +90,15 @@ def test_tasks_dir_reads_jsonl_layouts_csv_and_dev_split(tmp_path: Path) -> None
     assert [q.answer for q in data.test] == [0, 1, 2, 3]
     assert [q.question for q in data.dev] == ["Moon of Earth?"]
     assert len(data.limited(1).test) == 3
+
+
+def test_few_shot_examples_come_from_dev_split_else_same_subject() -> None:
+    test = [MCQuestion(f"t{i}", ("a", "b", "c", "d"), 0, subject="s") for i in range(4)]
+    dev = [MCQuestion(f"d{i}", ("a", "b", "c", "d"), 0, subject="s") for i in range(6)]
+    other = [MCQuestion("o", ("a", "b", "c", "d"), 0, subject="other")]
+    assert [q.question for q in few_shot_examples(test[0], dev + other, test, 5)] == [f"d{i}" for i in range(5)]
+    assert [q.question for q in few_shot_examples(test[1], [], test, 5)] == ["t0", "t2", "t3"]
+    assert few_shot_examples(test[0], dev, test, 0) == []
 
 
 def test_tasks_dir_errors_name_file_and_line(tmp_path: Path) -> None:

@@ -1,0 +1,30 @@
+"""`ilab model evaluate` through the real console script: option errors come before any work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def test_missing_judge_is_a_clear_error_before_any_work(run_ilab, tmp_path: Path, shared_dir: Path) -> None:
+    out = tmp_path / "results"
+    proc = run_ilab("model", "evaluate", "--benchmark", "mt_bench", "--model", "smollm2-135m-instruct",
+                    "--data-dir", str(shared_dir / "data" / "mt_bench"), "--output-dir", str(out), timeout=60)
+    assert proc.returncode == 1
+    assert "mt_bench benchmark needs a judge model" in proc.stderr and "--judge-model" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()  # nothing was started, so nothing was written
+
+
+def test_alias_and_dk_bench_without_responses_or_model(run_ilab, tmp_path: Path) -> None:
+    data = tmp_path / "dk.jsonl"
+    data.write_text(json.dumps({"user_input": "Q?", "reference": "A."}) + "\n")
+    proc = run_ilab("evaluate", "--benchmark", "dk_bench", "--judge-model", "smollm2-135m-instruct",
+                    "--input-file", str(data), timeout=60)
+    assert proc.returncode == 1
+    assert f"{data}:1: no 'response' to judge and no --model" in proc.stderr
+
+
+def test_unknown_benchmark_is_rejected_by_the_option_parser(run_ilab) -> None:
+    proc = run_ilab("evaluate", "--benchmark", "hellaswag", "--model", "m", timeout=60)
+    assert proc.returncode != 0 and "hellaswag" in proc.stderr and "mmlu_branch" in proc.stderr
