@@ -1,0 +1,161 @@
+"""`ilab model train` and `ilab model test` (aliases `ilab train`, `ilab test`). Thin: parse, call, print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _train_defaults() -> Any:
+    from labrador.config import load_config
+
+    return load_config().train
+
+
+@click.command()
+@click.option("--data-path", help="A messages JSONL file, or a datasets dir / generation run dir.")
+@click.option("--model-path", help="Student: `smollm2-135m-instruct`, a GGUF file or a Hugging Face dir.")
+@click.option("--ckpt-output-dir", help="Run directory for checkpoints, metrics.jsonl, loss.png.")
+@click.option("--pipeline", type=click.Choice(["simple", "full", "accelerated"]),
+              help="simple = LoRA (laptop), full = full fine-tuning, accelerated = torchrun + FSDP/DDP.")
+@click.option("--strategy", type=click.Choice(["single", "lab-multiphase"]), default="single", show_default=True,
+              help="lab-multiphase: phase 1 on knowledge data, then phase 2 on skills data from its best checkpoint.")
+@click.option("--num-epochs", type=int)
+@click.option("--learning-rate", type=float)
+@click.option("--effective-batch-size", type=int, help="Samples per optimizer step (gradient accumulation).")
+@click.option("--max-seq-len", type=int, help="Longer samples are dropped (and counted), never truncated.")
+@click.option("--max-batch-len", type=int, help="Tokens per packed micro-batch per process.")
+@click.option("--warmup-steps", type=int, default=25, show_default=True)
+@click.option("--lr-scheduler", type=click.Choice(["cosine", "linear", "constant"]), default="cosine",
+              show_default=True)
+@click.option("--max-grad-norm", type=float, default=1.0, show_default=True)
+@click.option("--lora-rank", type=int)
+@click.option("--lora-alpha", type=int, default=16, show_default=True)
+@click.option("--lora-dropout", type=float, default=0.05, show_default=True)
+@click.option("--lora-target-modules", default="q_proj,k_proj,v_proj,o_proj", show_default=True,
+              help="Comma-separated module names.")
+@click.option("--lora-quantize", type=click.Choice(["4", "8"]), help="Quantize the base for LoRA (GPU only).")
+@click.option("--save-samples", type=int, default=0, show_default=True,
+              help="Also checkpoint every N samples (0: only at epoch ends).")
+@click.option("--held-out-fraction", type=float, default=0.1, show_default=True,
+              help="Share of the data held out to score checkpoints.")
+@click.option("--resume", is_flag=True, help="Continue the run in --ckpt-output-dir where it stopped.")
+@click.option("--seed", type=int)
+@click.option("--max-steps", type=int, help="Stop after N optimizer steps (resumable with --resume).")
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True)
+@click.option("--distributed-strategy", type=click.Choice(["fsdp", "ddp"]), default="fsdp", show_default=True)
+@click.option("--nproc-per-node", type=int, default=0, help="Processes per machine (default: all GPUs, 1 on CPU).")
+@click.option("--nnodes", type=int, default=1, show_default=True)
+@click.option("--node-rank", type=int, default=0, show_default=True)
+@click.option("--rdzv-endpoint", default="127.0.0.1:29500", show_default=True)
+@click.option("--phase1-num-epochs", type=int, default=7, show_default=True)
+@click.option("--phase1-learning-rate", type=float, default=2e-5, show_default=True)
+@click.option("--phase1-effective-batch-size", type=int)
+@click.option("--phase2-num-epochs", type=int, default=10, show_default=True)
+@click.option("--phase2-learning-rate", type=float, default=6e-6, show_default=True)
+@click.option("--phase2-effective-batch-size", type=int)
+@click.option("--no-cache", is_flag=True, help="Tokenize again instead of reusing the processed-data cache.")
+def train(**kw: Any) -> None:
+    """Tune a student model on generated data (LoRA or full, packed, resumable, phased)."""
+    from labrador.train.options import TrainOptions
+
+    cfg = _train_defaults()
+    opts = TrainOptions(
+        model_path=kw["model_path"] or cfg.model, data_path=kw["data_path"] or cfg.data_path,
+        ckpt_output_dir=kw["ckpt_output_dir"] or cfg.ckpt_output_dir, pipeline=kw["pipeline"] or cfg.pipeline,
+        strategy=kw["strategy"], num_epochs=kw["num_epochs"] or cfg.num_epochs,
+        learning_rate=kw["learning_rate"] or cfg.learning_rate,
+        effective_batch_size=kw["effective_batch_size"] or cfg.effective_batch_size,
+        max_seq_len=kw["max_seq_len"] or cfg.max_seq_len, max_batch_len=kw["max_batch_len"] or cfg.max_batch_len,
+        warmup_steps=kw["warmup_steps"], lr_scheduler=kw["lr_scheduler"], max_grad_norm=kw["max_grad_norm"],
+        lora_rank=cfg.lora_rank if kw["lora_rank"] is None else kw["lora_rank"], lora_alpha=kw["lora_alpha"],
+        lora_dropout=kw["lora_dropout"],
+        lora_target_modules=[m.strip() for m in kw["lora_target_modules"].split(",") if m.strip()],
+        lora_quantize=int(kw["lora_quantize"]) if kw["lora_quantize"] else None,
+        save_samples=kw["save_samples"], held_out_fraction=kw["held_out_fraction"], resume=kw["resume"],
+        seed=cfg.seed if kw["seed"] is None else kw["seed"], max_steps=kw["max_steps"], dtype=kw["dtype"],
+        distributed_strategy=kw["distributed_strategy"], nproc_per_node=kw["nproc_per_node"],
+        nnodes=kw["nnodes"], node_rank=kw["node_rank"], rdzv_endpoint=kw["rdzv_endpoint"],
+        phase1_num_epochs=kw["phase1_num_epochs"], phase1_learning_rate=kw["phase1_learning_rate"],
+        phase1_effective_batch_size=kw["phase1_effective_batch_size"],
+        phase2_num_epochs=kw["phase2_num_epochs"], phase2_learning_rate=kw["phase2_learning_rate"],
+        phase2_effective_batch_size=kw["phase2_effective_batch_size"], use_cache=not kw["no_cache"])
+    from labrador.train import run
+
+    opts = run.resumed_options(opts)
+    run.check_inputs(opts)
+    run_dir = Path(opts.ckpt_output_dir).expanduser()
+    nproc = _process_count(opts)
+    if nproc * opts.nnodes > 1:
+        _launch(opts, run_dir, nproc)
+    else:
+        run.run_training(opts)
+    _report(run_dir)
+
+
+def _process_count(opts: Any) -> int:
+    if opts.pipeline != "accelerated":
+        return 1
+    if opts.nproc_per_node:
+        return opts.nproc_per_node
+    from labrador.train.distributed import local_gpu_count
+
+    return max(1, local_gpu_count())
+
+
+def _launch(opts: Any, run_dir: Path, nproc: int) -> None:
+    from labrador.errors import LabradorError
+    from labrador.train.distributed import launch_torchrun
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    options_file = run_dir / ".torchrun_options.json"
+    options_file.write_text(json.dumps(opts.to_dict()), encoding="utf-8")
+    code = launch_torchrun(options_file, nproc, opts.nnodes, opts.node_rank, opts.rdzv_endpoint)
+    if code != 0:
+        raise LabradorError(f"torchrun exited with status {code}; see the messages above (run dir {run_dir}).")
+
+
+def _report(run_dir: Path) -> None:
+    journal_path = run_dir / "run_state.json"
+    if not journal_path.is_file():
+        return
+    for name, phase in json.loads(journal_path.read_text())["phases"].items():
+        best = phase.get("best") or {}
+        score = f", held-out loss {best['held_out_loss']:.4f}" if "held_out_loss" in best else ""
+        dropped = phase.get("dropped_too_long", 0)
+        click.echo(f"{name}: {phase['status']}; {phase.get('samples', 0)} samples"
+                   f"{f' ({dropped} longer than --max-seq-len dropped)' if dropped else ''}; "
+                   f"best checkpoint {best.get('path', '-')}{score}")
+    click.echo(f"Run directory: {run_dir} (config.yaml, metrics.jsonl, loss.png)")
+
+
+@click.command()
+@click.option("--data-path", help="test_*.jsonl file or datasets dir (default: config train.data_path).")
+@click.option("--model-path", help="Trained checkpoint dir (default: best checkpoint of --ckpt-output-dir).")
+@click.option("--base-model", help="Base model (default: config train.model).")
+@click.option("--ckpt-output-dir", help="Run directory whose best checkpoint is tested.")
+@click.option("--max-new-tokens", type=int, default=128, show_default=True)
+@click.option("--limit", type=int, help="Only the first N questions.")
+def test(data_path: str | None, model_path: str | None, base_model: str | None, ckpt_output_dir: str | None,
+         max_new_tokens: int, limit: int | None) -> None:
+    """Answer the test split with the base and the trained model side by side (greedy)."""
+    from labrador.train import compare
+    from labrador.train.data import find_data_files
+
+    cfg = _train_defaults()
+    files = find_data_files(Path(data_path or cfg.data_path).expanduser(), "test")
+    questions = compare.read_questions(files, limit)
+    trained = Path(model_path) if model_path else \
+        compare.best_checkpoint(Path(ckpt_output_dir or cfg.ckpt_output_dir).expanduser())
+    base = base_model or cfg.model
+    compare.answer_all(base, trained, questions, max_new_tokens)
+    for n, answer in enumerate(questions, start=1):
+        click.echo(f"[{n}] Q: {answer.question}")
+        click.echo(f"    base    ({base}): {answer.base}")
+        click.echo(f"    trained ({trained}): {answer.trained}")
+        if answer.reference:
+            click.echo(f"    expected: {answer.reference}")
+        click.echo("")

@@ -1,0 +1,125 @@
+"""Padding-free batching: global batches of exactly N samples, split over ranks, packed into micro-batches.
+
+A micro-batch is one row: samples concatenated, position ids restarting at 0 for each sample. Attention stays
+inside each sample: transformers (>= 4.53) derives a block-diagonal causal mask from restarting position ids
+for sdpa/eager, and flash-attention uses them as varlen boundaries; for older versions we pass an explicit 4D
+block-diagonal mask. Targets are shifted per sample, so no token learns to predict the next sample's first token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labrador.train.data import IGNORE, ProcessedData
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled sample order of one epoch: a pure function of (seed, epoch), so resume can replay it."""
+    return np.random.RandomState((seed * 1_000_003 + epoch) % (2**32)).permutation(n).tolist()
+
+
+def global_batches(order: list[int], batch_size: int) -> list[list[int]]:
+    """Consecutive groups of `batch_size` samples; the last one may be smaller (every sample is used)."""
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def split_for_rank(batch: list[int], lengths: np.ndarray, world_size: int, rank: int) -> list[int]:
+    """This rank's share of a global batch: longest first onto the least-loaded rank (balanced tokens)."""
+    if world_size == 1:
+        return list(batch)
+    loads = [0] * world_size
+    shares: list[list[int]] = [[] for _ in range(world_size)]
+    for index in sorted(batch, key=lambda i: (-int(lengths[i]), i)):
+        target = min(range(world_size), key=lambda r: (loads[r], len(shares[r]), r))
+        shares[target].append(index)
+        loads[target] += int(lengths[index])
+    return shares[rank]
+
+
+def pack(indices: list[int], lengths: np.ndarray, max_batch_len: int) -> list[list[int]]:
+    """First-fit decreasing: micro-batches of at most `max_batch_len` tokens (a longer sample rides alone)."""
+    bins: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(indices, key=lambda i: (-int(lengths[i]), i)):
+        size = int(lengths[index])
+        for b, free in enumerate(room):
+            if size <= free:
+                bins[b].append(index)
+                room[b] -= size
+                break
+        else:
+            bins.append([index])
+            room.append(max_batch_len - size)
+    return bins
+
+
+@dataclass
+class MicroBatch:
+    input_ids: Any  # LongTensor [1, T]
+    position_ids: Any  # LongTensor [1, T]
+    targets: Any  # LongTensor [K]: the target token of each kept position
+    keep: Any  # LongTensor [K]: positions whose logits are computed (those with a target)
+    attention_mask: Any | None  # 4D block-diagonal mask, only for transformers without packed-sequence support
+    num_samples: int
+    num_tokens: int
+
+
+def _needs_explicit_mask() -> bool:
+    import transformers.masking_utils as masking
+
+    return not hasattr(masking, "find_packed_sequence_indices")
+
+
+def collate(data: ProcessedData, indices: list[int], device: Any = "cpu") -> MicroBatch:
+    """One packed row. The target of position t is label[t+1] of the same sample (IGNORE at its end)."""
+    import torch
+
+    ids_parts, pos_parts, target_parts = [], [], []
+    for i in indices:
+        ids, labels = data.sample(i)
+        ids_parts.append(ids)
+        pos_parts.append(np.arange(len(ids)))
+        target_parts.append(np.concatenate([labels[1:], [IGNORE]]))
+    ids = np.concatenate(ids_parts).astype(np.int64)
+    targets = np.concatenate(target_parts).astype(np.int64)
+    keep = np.nonzero(targets != IGNORE)[0]
+    mask = None
+    if _needs_explicit_mask():
+        mask = block_diagonal_mask([len(p) for p in ids_parts]).to(device)
+    return MicroBatch(
+        input_ids=torch.from_numpy(ids).unsqueeze(0).to(device),
+        position_ids=torch.from_numpy(np.concatenate(pos_parts).astype(np.int64)).unsqueeze(0).to(device),
+        targets=torch.from_numpy(targets[keep]).to(device),
+        keep=torch.from_numpy(keep.astype(np.int64)).to(device),
+        attention_mask=mask,
+        num_samples=len(indices),
+        num_tokens=len(ids),
+    )
+
+
+def block_diagonal_mask(lengths: list[int]) -> Any:
+    """Additive float mask [1, 1, T, T]: causal within each sample, -inf across samples."""
+    import torch
+
+    total = sum(lengths)
+    segment = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+    allowed = (segment[:, None] == segment[None, :]) & torch.ones(total, total, dtype=torch.bool).tril()
+    mask = torch.zeros(total, total)
+    mask.masked_fill_(~allowed, torch.finfo(torch.float32).min)
+    return mask[None, None]
+
+
+def summed_loss(model: Any, batch: MicroBatch) -> Any:
+    """Summed cross-entropy over the batch's loss tokens; logits only where a target exists (saves the vocab
+    projection and softmax on prompt tokens, a large share of a small model's compute)."""
+    import torch.nn.functional as F
+
+    kwargs: dict[str, Any] = {"input_ids": batch.input_ids, "position_ids": batch.position_ids,
+                              "logits_to_keep": batch.keep, "use_cache": False}
+    if batch.attention_mask is not None:
+        kwargs["attention_mask"] = batch.attention_mask
+    logits = model(**kwargs).logits
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch.targets, reduction="sum")

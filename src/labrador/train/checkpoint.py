@@ -1,0 +1,164 @@
+"""Checkpoints: standalone Hugging Face directories for use, and a full training state for --resume.
+
+- `hf_format/samples_<N>/`: safetensors + config + tokenizer; LoRA adapters merged into the base weights so the
+  directory loads with plain `AutoModelForCausalLM.from_pretrained` (and converts to GGUF).
+- `full_state/`: trainable weights, optimizer, scheduler, progress (epoch, step, samples seen, best score) and
+  every RNG state; only the newest is kept. Written to a temporary name and renamed, so a kill mid-write
+  leaves the previous state intact.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labrador.errors import LabradorError
+
+
+def unwrap(model: Any) -> Any:
+    return model.module if hasattr(model, "module") else model
+
+
+def _is_fsdp(model: Any) -> bool:
+    return type(model).__name__ == "FullyShardedDataParallel"
+
+
+def full_model_state(model: Any) -> dict[str, Any] | None:
+    """The whole (unsharded) state dict; under FSDP gathered on rank 0 (None elsewhere)."""
+    if _is_fsdp(model):
+        import torch.distributed as dist
+        from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        config = FullStateDictConfig(offload_to_cpu=True, rank0_only=True)
+        with FSDP.state_dict_type(model, StateDictType.FULL_STATE_DICT, config):
+            state = model.state_dict()
+        return state if dist.get_rank() == 0 else None
+    return unwrap(model).state_dict()
+
+
+def save_hf(model: Any, tokenizer: Any, target: Path, is_main: bool) -> Path | None:
+    """A standalone HF checkpoint (LoRA merged). Every rank must call it (FSDP gathers); rank 0 writes."""
+    state = full_model_state(model)
+    if not is_main:
+        return None
+    inner = unwrap(model)
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    if hasattr(inner, "merge_and_unload"):  # peft: merge a copy, keep training the adapters
+        merged = copy.deepcopy(inner)
+        if _is_fsdp(model):
+            merged.load_state_dict(state)
+        merged = merged.merge_and_unload()
+        merged.save_pretrained(tmp, safe_serialization=True)
+    else:
+        inner.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
+def rng_state() -> dict[str, Any]:
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _trainable_state(model: Any) -> dict[str, Any]:
+    inner = unwrap(model)
+    names = {n for n, p in inner.named_parameters() if p.requires_grad}
+    return {k: v.detach().cpu().clone() for k, v in inner.state_dict().items() if k in names}
+
+
+def save_full_state(target: Path, model: Any, optimizer: Any, scheduler: Any, progress: dict[str, Any],
+                    rank: int, world_size: int) -> None:
+    """Resume state; under FSDP each rank writes its own shard files, otherwise rank 0 writes everything."""
+    import torch
+    import torch.distributed as dist
+
+    tmp = target.with_name(target.name + ".tmp")
+    fsdp = _is_fsdp(model)
+    if rank == 0:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    if world_size > 1:
+        dist.barrier()
+    if fsdp:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        from torch.distributed.fsdp import StateDictType
+
+        with FSDP.state_dict_type(model, StateDictType.LOCAL_STATE_DICT):
+            torch.save(model.state_dict(), tmp / f"model_rank{rank}.pt")
+        torch.save(optimizer.state_dict(), tmp / f"optimizer_rank{rank}.pt")
+        torch.save(rng_state(), tmp / f"rng_rank{rank}.pt")
+    elif rank == 0:
+        torch.save(_trainable_state(model), tmp / "model.pt")
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    if rank == 0:
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        if not fsdp:
+            torch.save(rng_state(), tmp / "rng.pt")
+        (tmp / "progress.json").write_text(json.dumps({**progress, "world_size": world_size}, indent=1))
+    if world_size > 1:
+        dist.barrier()
+    if rank == 0:
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    if world_size > 1:
+        dist.barrier()
+
+
+def load_progress(target: Path) -> dict[str, Any] | None:
+    path = target / "progress.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_full_state(target: Path, model: Any, optimizer: Any, scheduler: Any, rank: int,
+                    world_size: int) -> dict[str, Any]:
+    import torch
+
+    progress = load_progress(target)
+    if progress is None:
+        raise LabradorError(f"{target} holds no resumable training state; start without --resume.")
+    if _is_fsdp(model):
+        if progress.get("world_size") != world_size:
+            raise LabradorError(f"{target} was written by {progress.get('world_size')} FSDP processes; resume "
+                                f"with the same --nproc-per-node x --nnodes (now {world_size}).")
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        from torch.distributed.fsdp import StateDictType
+
+        with FSDP.state_dict_type(model, StateDictType.LOCAL_STATE_DICT):
+            model.load_state_dict(torch.load(target / f"model_rank{rank}.pt", weights_only=False))
+        optimizer.load_state_dict(torch.load(target / f"optimizer_rank{rank}.pt", weights_only=False))
+        set_rng_state(torch.load(target / f"rng_rank{rank}.pt", weights_only=False))
+    else:
+        unwrap(model).load_state_dict(torch.load(target / "model.pt", weights_only=False), strict=False)
+        optimizer.load_state_dict(torch.load(target / "optimizer.pt", weights_only=False))
+        set_rng_state(torch.load(target / "rng.pt", weights_only=False))
+    scheduler.load_state_dict(torch.load(target / "scheduler.pt", weights_only=False))
+    return progress
