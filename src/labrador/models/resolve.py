@@ -52,7 +52,7 @@ def check_model_path(path: Path) -> ModelFormat:
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.startswith((".", "/", "~")) or text.endswith(".gguf")
+    return text.startswith((".", "/", "~")) or text.endswith(".gguf") or "\\" in text
 
 
 def _model_file(path: Path) -> Path:
@@ -63,7 +63,11 @@ def _model_file(path: Path) -> Path:
 
 
 def resolve_model(name_or_path: str | Path | None, models_dir: Path | str | None = None) -> ResolvedModel:
-    """Resolve a model name or path; ModelError with the places searched when nothing matches."""
+    """Resolve a model name or path; ModelError with the places searched when nothing matches.
+
+    An existing path wins; then a name under the models directory; names starting with '.', '/' or '~'
+    are paths only.
+    """
     if name_or_path is None or str(name_or_path).strip().lower() in ("", EMBEDDED_MODEL_NAME):
         return ResolvedModel(embedded_model_path(), "gguf", EMBEDDED_MODEL_NAME)
     text = str(name_or_path)
@@ -72,14 +76,16 @@ def resolve_model(name_or_path: str | Path | None, models_dir: Path | str | None
         fmt = check_model_path(path)
         path = _model_file(path)
         return ResolvedModel(path.resolve(), fmt, path.stem if fmt == "gguf" else path.name)
-    if isinstance(name_or_path, Path) or _looks_like_path(text):
-        raise ModelError(f"Model path {path} does not exist; check the spelling or run `ilab model list`.")
     base = Path(models_dir).expanduser() if models_dir else default_models_dir()
-    for candidate in (base / text, base / f"{text}.gguf"):
-        if candidate.exists():
-            fmt = check_model_path(candidate)
-            found = _model_file(candidate)
-            return ResolvedModel(found.resolve(), fmt, text)
+    if not (isinstance(name_or_path, Path) or text.startswith((".", "/", "~"))):
+        for candidate in (base / text, base / f"{text}.gguf"):
+            if candidate.exists():
+                fmt = check_model_path(candidate)
+                found = _model_file(candidate)
+                return ResolvedModel(found.resolve(), fmt, text)
+    if isinstance(name_or_path, Path) or _looks_like_path(text):
+        raise ModelError(f"Model path {path} does not exist (nor in the models directory {base}); check the "
+                         "spelling or run `ilab model list`.")
     raise ModelError(f"Model '{text}' not found: it is not an existing path, not the embedded default "
                      f"'{EMBEDDED_MODEL_NAME}', and not in the models directory {base}. Run `ilab model list` to "
                      "see what is available, or `ilab model download` to fetch it.")
