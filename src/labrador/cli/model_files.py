@@ -104,7 +104,6 @@ def download(repo_id: str | None, revision: str | None, filename: str | None, hf
         raise LabradorError("Give a Hugging Face repository id (e.g. ibm-granite/granite-7b-lab-GGUF) or "
                             "--local-path PATH.")
     else:
-        click.echo(f"Downloading {repo_id}{f' ({filename})' if filename else ''} into {directory} ...", err=True)
         target = store.download_from_hub(repo_id, directory, revision=revision, filename=filename, token=hf_token)
     click.echo(f"Saved {target}")
 
