@@ -1,0 +1,126 @@
+"""`ilab data generate` (alias `ilab generate`) and `ilab data list`."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--taxonomy-path", type=click.Path(file_okay=False), default=None,
+              help="Taxonomy checkout (default: config generate.taxonomy_path).")
+@click.option("--taxonomy-base", default=None,
+              help="Git ref to diff against (default: config generate.taxonomy_base, origin/main); "
+                   "'empty' uses every leaf.")
+@click.option("--output-dir", type=click.Path(file_okay=False), default=None,
+              help="Where datasets/<run-id>/ goes (default: config generate.output_dir).")
+@click.option("--pipeline", default=None, help="simple, full, or the path of a pipeline directory (default: config).")
+@click.option("--teacher", "--model", "teacher", default=None,
+              help="Teacher model name or path (default: config generate.teacher, the embedded SmolLM2).")
+@click.option("--endpoint-url", "endpoint_urls", multiple=True,
+              help="OpenAI-compatible teacher endpoint, e.g. http://127.0.0.1:8000/v1 (repeat for several).")
+@click.option("--api-key", envvar="LABRADOR_API_KEY", default=None, help="API key for the endpoint(s).")
+@click.option("--sdg-scale-factor", "--num-instructions", "scale", type=click.IntRange(1), default=None,
+              help="Teacher samples per seed example (default: config, 30).")
+@click.option("--max-num-tokens", type=click.IntRange(16), default=None,
+              help="Most tokens the teacher may write per answer; longer generated answers are dropped.")
+@click.option("--chunk-size", type=click.IntRange(50), default=None, help="Document chunk size in tokens.")
+@click.option("--chunk-overlap", type=click.IntRange(0), default=50, show_default=True,
+              help="Tokens of overlap between consecutive chunks.")
+@click.option("--num-workers", type=click.IntRange(1), default=None,
+              help="Teacher requests in flight at once (default: config, 8).")
+@click.option("--seed", type=int, default=None, help="Makes a run reproducible with a deterministic teacher.")
+@click.option("--num-examples", type=click.IntRange(0), default=2, show_default=True,
+              help="Seed examples sampled into each generation prompt.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
+              help="Seconds to wait for one teacher answer.")
+@click.option("--raft-distractors", type=click.IntRange(0), default=3, show_default=True,
+              help="Distractor chunks added to each phase-2 knowledge sample (RAFT).")
+@click.option("--raft-gold-ratio", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+              help="Share of phase-2 knowledge samples that include their source chunk.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads of an in-process teacher.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the teacher-call cache.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display.")
+def generate(taxonomy_path: str | None, taxonomy_base: str | None, output_dir: str | None, pipeline: str | None,
+             teacher: str | None, endpoint_urls: tuple[str, ...], api_key: str | None, scale: int | None,
+             max_num_tokens: int | None, chunk_size: int | None, chunk_overlap: int, num_workers: int | None,
+             seed: int | None, num_examples: int, timeout: float, raft_distractors: int, raft_gold_ratio: float,
+             threads: int | None, no_cache: bool, quiet: bool) -> None:
+    """Generate synthetic training data from the new or changed taxonomy leaves with a teacher model.
+
+    Writes datasets/<run-id>/ (messages_, train_, test_, node_datasets_, knowledge/skills phase mixes and
+    recipes). Every teacher call is cached, so a killed run resumes where it stopped. Exits 1 when a leaf
+    produced no data (the summary says why); the other leaves' data is still written.
+    """
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from labrador.config import load_config
+    from labrador.sdg.context import GenerateOptions
+    from labrador.sdg.generate import GenerateRequest
+    from labrador.sdg.generate import generate as run_generate
+    from labrador.sdg.progress import ProgressDisplay, summary_tables
+
+    cfg = load_config().generate
+    seed = cfg.seed if seed is None else seed
+    options = GenerateOptions(
+        scale_factor=scale or cfg.sdg_scale_factor, max_num_tokens=max_num_tokens or cfg.max_num_tokens,
+        chunk_size=chunk_size or cfg.chunk_size, chunk_overlap=chunk_overlap,
+        num_workers=num_workers or cfg.num_workers, seed=seed, num_examples=num_examples, timeout=timeout,
+        raft_distractors=raft_distractors, raft_gold_ratio=raft_gold_ratio)
+    request = GenerateRequest(
+        taxonomy_path=Path(taxonomy_path or cfg.taxonomy_path).expanduser(),
+        output_dir=Path(output_dir or cfg.output_dir).expanduser(),
+        taxonomy_base=taxonomy_base or cfg.taxonomy_base, pipeline=pipeline or cfg.pipeline,
+        teacher=teacher or (None if endpoint_urls and not cfg.endpoint_urls else cfg.teacher),
+        endpoint_urls=list(endpoint_urls or cfg.endpoint_urls), api_key=api_key, options=options,
+        use_cache=not no_cache, n_threads=threads)
+    console = Console(stderr=True)
+    result = run_generate(request, display=ProgressDisplay(console, enabled=not quiet))
+    for table in summary_tables(result.summary):
+        console.print(table)
+    t = result.summary["teacher_stats"]
+    console.print(f"Teacher: {t['requests']} requests, {t['cache_hits']} from cache, {t['errors']} errors, "
+                  f"{t['prompt_tokens']} tokens in / {t['completion_tokens']} out; busy {t['busy_seconds']:.1f} s "
+                  f"of {t['wall_seconds']:.1f} s wall ({100 * t['busy_ratio']:.0f}%).", highlight=False)
+    if result.run_dir is not None:
+        click.echo(f"Wrote {result.run_dir}")
+    else:
+        click.echo("No data was generated; nothing was written.", err=True)
+    failed = result.failed_leaves
+    if failed:
+        click.secho(f"{len(failed)} leaf/leaves produced no data: {', '.join(failed)} (see the summary above).",
+                    fg="red", err=True)
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--output-dir", "--dataset-dir", "output_dir", type=click.Path(file_okay=False), default=None,
+              help="Datasets directory (default: config generate.output_dir).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_runs(output_dir: str | None, as_json: bool) -> None:
+    """List generated dataset runs with their row counts, pipelines and dates."""
+    import json
+    from pathlib import Path
+
+    from labrador.config import load_config
+    from labrador.sdg.runs import list_dataset_runs
+
+    root = Path(output_dir or load_config().generate.output_dir).expanduser()
+    runs = list_dataset_runs(root)
+    if as_json:
+        click.echo(json.dumps(runs, indent=2))
+        return
+    if not runs:
+        click.echo(f"No generated datasets in {root}. Run `ilab data generate` first.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=str(root))
+    for column in ("run", "created", "pipeline", "teacher", "generated", "knowledge (p1)", "skills (p2)", "test"):
+        table.add_column(column)
+    for run in runs:
+        table.add_row(run["run"], run["created"], run["pipeline"], run["teacher"], str(run["generated"]),
+                      str(run["knowledge"]), str(run["skills"]), str(run["test"]))
+    Console().print(table)

@@ -1,0 +1,86 @@
+"""What a block sees while it runs: the teacher, options, the leaf it works for, and counters for the summary."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from labrador.sdg.teacher import Teacher
+
+
+@dataclass
+class BlockStats:
+    leaf: str
+    pipeline: str
+    block: str
+    kind: str
+    rows_in: int = 0
+    rows_out: int = 0
+    requests: int = 0  # teacher samples asked for (cached or not)
+    cached: int = 0
+    parse_failures: int = 0
+    errors: int = 0
+    filtered: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    warning: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class GenerateOptions:
+    scale_factor: int = 30
+    max_num_tokens: int = 4096
+    chunk_size: int = 500
+    chunk_overlap: int = 50
+    num_workers: int = 8
+    seed: int | None = None
+    num_examples: int = 2  # seed examples sampled into each prompt
+    max_prompt_tokens: int = 1536  # leave room in the teacher's context window for the answer
+    timeout: float = 120.0
+    raft_distractors: int = 3
+    raft_gold_ratio: float = 0.4
+    knowledge_replay_ratio: float = 1.0  # share of phase-1 knowledge rows replayed in phase 2
+    dedup_threshold: float = 0.8
+    decontam_ngram: int = 5
+    decontam_threshold: float = 0.5
+    max_answer_tokens: int | None = None  # defaults to max_num_tokens
+
+
+ProgressHook = Callable[[BlockStats, int, int], None]  # (stats, done, total)
+
+
+@dataclass
+class LeafContext:
+    leaf: str  # leaf rel path, e.g. knowledge/science/planets
+    pipeline: str  # pipeline name, e.g. simple/knowledge
+    teacher: Teacher
+    options: GenerateOptions
+    stats: list[BlockStats] = field(default_factory=list)
+    on_progress: ProgressHook | None = None
+    successes: int = 0
+    failures: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def new_stats(self, block: str, kind: str, rows_in: int) -> BlockStats:
+        stats = BlockStats(self.leaf, self.pipeline, block, kind, rows_in=rows_in)
+        self.stats.append(stats)
+        return stats
+
+    def progress(self, stats: BlockStats, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(stats, done, total)
+
+    def seed_for(self, *parts: int) -> int | None:
+        """A per-sample seed derived from --seed (None keeps the backend's own randomness)."""
+        if self.options.seed is None:
+            return None
+        value = self.options.seed
+        for part in parts:
+            value = (value * 1_000_003 + part) % (2**31 - 1)
+        return value

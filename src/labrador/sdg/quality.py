@@ -1,0 +1,121 @@
+"""Quality guards applied to each leaf's generated rows before they are written.
+
+- Bad answers: empty, a copy of the question (normalised similarity >= 0.9), or longer than the token limit.
+- Exact duplicates: same normalised question (lowercase, punctuation removed, whitespace collapsed).
+- Near duplicates: Jaccard similarity of the questions' content-word sets (normalised, English stop words and
+  one-letter tokens removed) >= `threshold` (0.8 by default); the first occurrence is kept. Content words rather
+  than character shingles because generated questions are short and templated: "What's the capital of France?"
+  and "What is the capital of France?" are the same (1.0), while "...synonyms for the word small" and "...for
+  the word tiny" are different questions (0.67).
+- Decontamination: a question is dropped when the share of its word n-grams (n=5; the whole question when it is
+  shorter) that also occur in a test-split question is >= `decontam_threshold` (0.5). The test split holds the
+  human seed examples, so this also removes rows where a small teacher just echoed a seed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from labrador.sdg.chunking import approx_tokens
+
+_PUNCT = re.compile(r"[^\w\s]")
+_SPACE = re.compile(r"\s+")
+PLACEHOLDERS = {"<question>", "<answer>", "question", "answer", "...", "n/a"}
+
+
+def normalize(text: str) -> str:
+    return _SPACE.sub(" ", _PUNCT.sub(" ", text.lower())).strip()
+
+
+def shingles(text: str, k: int = 4) -> set[str]:
+    norm = normalize(text)
+    return {norm[i:i + k] for i in range(max(1, len(norm) - k + 1))} if norm else set()
+
+
+STOP_WORDS = frozenset(
+    "a an the of to in on at for by with from and or but is are was were be been being do does did what which who "
+    "whom whose when where why how that this these those it its as into about can could would should will shall "
+    "may might must has have had there their they them he she his her you your we our i me my".split())
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in normalize(text).split() if len(w) > 1 and w not in STOP_WORDS}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = normalize(text).split()
+    if len(words) < n:
+        return {tuple(words)} if words else set()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+class Decontaminator:
+    def __init__(self, test_questions: Iterable[str], n: int = 5, threshold: float = 0.5) -> None:
+        self.n, self.threshold = n, threshold
+        self.grams: set[tuple[str, ...]] = set()
+        for question in test_questions:
+            self.grams |= word_ngrams(question, n)
+
+    def overlap(self, question: str) -> float:
+        grams = word_ngrams(question, self.n)
+        return len(grams & self.grams) / len(grams) if grams else 0.0
+
+    def contaminated(self, question: str) -> bool:
+        return self.overlap(question) >= self.threshold
+
+
+def answer_problem(question: str, answer: str, max_tokens: int,
+                   count: Callable[[str], int] = approx_tokens) -> str | None:
+    """Why an answer must be dropped ('empty', 'echo', 'too_long'), or None when it is fine."""
+    norm_answer = normalize(answer)
+    if not norm_answer or answer.strip().lower() in PLACEHOLDERS:
+        return "empty"
+    norm_question = normalize(question)
+    if norm_answer == norm_question or jaccard(shingles(question), shingles(answer)) >= 0.9:
+        return "echo"
+    if count(answer) > max_tokens:
+        return "too_long"
+    return None
+
+
+def guard_rows(rows: list[dict[str, Any]], decontaminator: Decontaminator, *, max_answer_tokens: int,
+               threshold: float = 0.8, question_key: str = "question",
+               answer_key: str = "response") -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Apply every guard in order; returns the kept rows and a count of drops per reason."""
+    dropped: Counter[str] = Counter()
+    kept: list[dict[str, Any]] = []
+    seen_exact: set[str] = set()
+    seen_shingles: list[set[str]] = []
+    for row in rows:
+        question, answer = str(row.get(question_key) or ""), str(row.get(answer_key) or "")
+        if not normalize(question) or question.strip().lower() in PLACEHOLDERS:
+            dropped["empty_question"] += 1
+            continue
+        problem = answer_problem(question, answer, max_answer_tokens)
+        if problem:
+            dropped[f"{problem}_answer"] += 1
+            continue
+        key = normalize(question)
+        if key in seen_exact:
+            dropped["duplicate"] += 1
+            continue
+        grams = content_words(question) or {key}
+        if any(jaccard(grams, other) >= threshold for other in seen_shingles):
+            dropped["near_duplicate"] += 1
+            continue
+        if decontaminator.contaminated(question):
+            dropped["contaminated"] += 1
+            continue
+        seen_exact.add(key)
+        seen_shingles.append(grams)
+        kept.append(row)
+    return kept, dropped

@@ -1,0 +1,43 @@
+"""`ilab data list`: find dataset runs (ours, with summary.json, or InstructLab's, by file names)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def _lines(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        with path.open("rb") as fh:
+            total += sum(1 for line in fh if line.strip())
+    return total
+
+
+def list_dataset_runs(root: Path) -> list[dict[str, Any]]:
+    if not root.is_dir():
+        return []
+    runs = []
+    for run_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        messages = list(run_dir.glob("messages_*.jsonl"))
+        if not messages:
+            continue
+        info: dict[str, Any] = {}
+        summary = run_dir / "summary.json"
+        if summary.is_file():
+            try:
+                info = json.loads(summary.read_text(encoding="utf-8"))
+            except ValueError:
+                info = {}
+        created = info.get("created") or datetime.fromtimestamp(run_dir.stat().st_mtime, UTC).isoformat(
+            timespec="seconds")
+        runs.append({
+            "run": run_dir.name, "path": str(run_dir), "created": created,
+            "pipeline": info.get("pipeline", "?"), "teacher": info.get("teacher", "?"),
+            "generated": _lines(messages), "knowledge": _lines(list(run_dir.glob("knowledge_train_msgs_*.jsonl"))),
+            "skills": _lines(list(run_dir.glob("skills_train_msgs_*.jsonl"))),
+            "test": _lines(list(run_dir.glob("test_*.jsonl"))),
+        })
+    return sorted(runs, key=lambda r: r["created"], reverse=True)
