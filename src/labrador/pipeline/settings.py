@@ -1,0 +1,66 @@
+"""The settings of one `ilab pipeline run`, with defaults sized for a CPU laptop and the embedded SmolLM2."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labrador.models.embedded import EMBEDDED_MODEL_NAME
+
+
+@dataclass
+class PipelineSettings:
+    taxonomy_path: Path
+    run_dir: Path
+    taxonomy_base: str = "origin/main"
+    student: str = EMBEDDED_MODEL_NAME
+    teacher: str = EMBEDDED_MODEL_NAME
+    judge: str | None = None  # None: the teacher judges
+    heldout: Path | None = None  # YAML: questions with key_facts about the changed knowledge leaves
+    general_check: Path | None = None  # YAML: general questions whose score must not drop
+    # generation
+    sdg_pipeline: str = "simple"
+    scale_factor: int = 10
+    chunk_size: int = 300
+    max_num_tokens: int = 192
+    num_workers: int = 2
+    seed: int = 42
+    closed_book: bool = True  # also train each knowledge Q&A without its document (how users ask)
+    # training (knowledge phase, then skills phase from the knowledge checkpoint)
+    train_pipeline: str = "simple"  # simple = LoRA, full = every weight
+    knowledge_epochs: int = 3
+    knowledge_lr: float = 2e-4
+    skills_epochs: int = 1
+    skills_lr: float = 5e-5
+    effective_batch_size: int = 8
+    max_seq_len: int = 512
+    lora_rank: int = 16
+    # conversion: f16 keeps the small weight changes of a LoRA tune (a 4-bit requantization can erase them)
+    gguf_outtype: str = "f16"
+    # evaluation
+    eval_max_tokens: int = 96
+    threads: int = 2
+    # run control
+    force: list[str] = field(default_factory=list)  # stage names to redo; "all" redoes everything
+    skip_judge: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+    def generation_inputs(self) -> dict[str, Any]:
+        return {"teacher": self.teacher, "pipeline": self.sdg_pipeline, "scale_factor": self.scale_factor,
+                "chunk_size": self.chunk_size, "max_num_tokens": self.max_num_tokens, "seed": self.seed}
+
+    def data_inputs(self) -> dict[str, Any]:
+        return {"heldout": self.heldout, "closed_book": self.closed_book}
+
+    def training_inputs(self, phase: str) -> dict[str, Any]:
+        epochs, lr = ((self.knowledge_epochs, self.knowledge_lr) if phase == "knowledge"
+                      else (self.skills_epochs, self.skills_lr))
+        return {"pipeline": self.train_pipeline, "epochs": epochs, "lr": lr, "batch": self.effective_batch_size,
+                "max_seq_len": self.max_seq_len, "lora_rank": self.lora_rank, "seed": self.seed}
+
+    def eval_inputs(self) -> dict[str, Any]:
+        return {"heldout": self.heldout, "general": self.general_check, "max_tokens": self.eval_max_tokens,
+                "judge": None if self.skip_judge else (self.judge or self.teacher)}
