@@ -43,10 +43,10 @@ class ReplayClient:
         self.calls += 1
         return Completion([text], prompt_tokens=10, completion_tokens=len(text) // 4)
 
-    async def achat(self, messages, params=SamplingParams()):
+    async def achat(self, messages, params=None):
         return await self._next()
 
-    async def acomplete(self, prompt, params=SamplingParams()):
+    async def acomplete(self, prompt, params=None):
         return await self._next()
 
 

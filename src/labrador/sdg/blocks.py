@@ -41,7 +41,7 @@ class Block:
         stats.rows_out = len(out)
         stats.filtered = max(0, len(table) - len(out)) if self.kind in ("filter", "sample") else 0
         stats.seconds = time.perf_counter() - started
-        ctx.progress(stats, 1, 1)
+        ctx.progress(stats, 1, 1, final=True)
         return out
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
@@ -150,9 +150,16 @@ class LLMBlock(Block):
             results[(i, s)] = items
             ctx.progress(stats, done, len(jobs))
 
-        async with asyncio.TaskGroup() as group:
-            for i, s in jobs:
-                group.create_task(one(i, s))
+        try:
+            async with asyncio.TaskGroup() as group:  # the first fatal error cancels this leaf's other calls
+                for i, s in jobs:
+                    group.create_task(one(i, s))
+        except BaseExceptionGroup as group_error:
+            first = group_error.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            stats.seconds = time.perf_counter() - started
+            raise first from None
         out: list[Row] = []
         for i, s in jobs:  # emit in job order: the output does not depend on completion order
             for item in results.get((i, s), []):
@@ -164,7 +171,7 @@ class LLMBlock(Block):
                 out.append(row)
         stats.rows_out = len(out)
         stats.seconds = time.perf_counter() - started
-        ctx.progress(stats, len(jobs), len(jobs))
+        ctx.progress(stats, len(jobs), len(jobs), final=True)
         return Table(out)
 
 

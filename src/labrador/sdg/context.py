@@ -52,7 +52,7 @@ class GenerateOptions:
     max_answer_tokens: int | None = None  # defaults to max_num_tokens
 
 
-ProgressHook = Callable[[BlockStats, int, int], None]  # (stats, done, total)
+ProgressHook = Callable[..., None]  # (stats, done, total, final=False)
 
 
 @dataclass
@@ -72,9 +72,9 @@ class LeafContext:
         self.stats.append(stats)
         return stats
 
-    def progress(self, stats: BlockStats, done: int, total: int) -> None:
+    def progress(self, stats: BlockStats, done: int, total: int, final: bool = False) -> None:
         if self.on_progress is not None:
-            self.on_progress(stats, done, total)
+            self.on_progress(stats, done, total, final)
 
     def seed_for(self, *parts: int) -> int | None:
         """A per-sample seed derived from --seed (None keeps the backend's own randomness)."""

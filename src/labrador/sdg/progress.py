@@ -36,7 +36,7 @@ class ProgressDisplay:
         if self._progress is not None:
             self._progress.stop()
 
-    def update(self, stats: BlockStats, done: int, total: int) -> None:
+    def update(self, stats: BlockStats, done: int, total: int, final: bool = False) -> None:
         if not self.enabled:
             return
         info = (f"rows {stats.rows_in}->{stats.rows_out}  req {stats.requests} (cached {stats.cached})  "
@@ -47,7 +47,7 @@ class ProgressDisplay:
                 label = f"{stats.leaf} · {stats.pipeline.split('/')[0]} · {stats.block}"
                 self._tasks[key] = self._progress.add_task(label, total=max(total, 1), info=info)
             self._progress.update(self._tasks[key], completed=done, total=max(total, 1), info=info)
-        elif done >= total and key not in self._tasks:
+        elif final and key not in self._tasks:
             self._tasks[key] = True
             self.console.print(f"[{stats.leaf}] {stats.pipeline} · {stats.block}: {info}", highlight=False)
 

@@ -162,7 +162,7 @@ def parse_tagged(text: str, fields: list[str], start_tags: list[str], end_tags: 
     for pos, (_, content_start, index) in enumerate(hits):
         stop = hits[pos + 1][0] if pos + 1 < len(hits) else len(text)
         value = text[content_start:stop]
-        end_tag = end_tags[index].strip()
+        end_tag = end_tags[index].strip() or end_tags[index].strip(" ")  # "\n\n" = cut at a blank line
         if end_tag:
             cut = value.lower().find(end_tag.lower())
             if cut >= 0:

@@ -1,6 +1,7 @@
 """Quality guards applied to each leaf's generated rows before they are written.
 
-- Bad answers: empty, a copy of the question (normalised similarity >= 0.9), or longer than the token limit.
+- Bad answers: empty, a copy of the question (normalised similarity >= 0.9), longer than the token limit, or
+  repetitive (20+ words of which fewer than 30% are distinct: a small teacher stuck in a loop).
 - Exact duplicates: same normalised question (lowercase, punctuation removed, whitespace collapsed).
 - Near duplicates: Jaccard similarity of the questions' content-word sets (normalised, English stop words and
   one-letter tokens removed) >= `threshold` (0.8 by default); the first occurrence is kept. Content words rather
@@ -75,7 +76,7 @@ class Decontaminator:
 
 def answer_problem(question: str, answer: str, max_tokens: int,
                    count: Callable[[str], int] = approx_tokens) -> str | None:
-    """Why an answer must be dropped ('empty', 'echo', 'too_long'), or None when it is fine."""
+    """Why an answer must be dropped ('empty', 'echo', 'too_long', 'repetitive'), or None when it is fine."""
     norm_answer = normalize(answer)
     if not norm_answer or answer.strip().lower() in PLACEHOLDERS:
         return "empty"
@@ -84,6 +85,9 @@ def answer_problem(question: str, answer: str, max_tokens: int,
         return "echo"
     if count(answer) > max_tokens:
         return "too_long"
+    words = norm_answer.split()
+    if len(words) >= 20 and len(set(words)) < 0.3 * len(words):
+        return "repetitive"  # a small teacher stuck in a loop ("Timmy, Timmy, Timmy, ...")
     return None
 
 

@@ -77,5 +77,8 @@ def test_examples(leaf: Any) -> list[dict[str, Any]]:
 
 
 def leaf_file_name(rel_path: str) -> str:
-    """knowledge/science/planets -> knowledge_science_planets (the node_datasets file name)."""
-    return Path(rel_path).as_posix().strip("/").replace("/", "_") or "leaf"
+    """knowledge/science/planets/qna.yaml -> knowledge_science_planets (the node_datasets file name)."""
+    path = Path(rel_path)
+    if path.suffix in (".yaml", ".yml"):
+        path = path.parent
+    return path.as_posix().strip("/").replace("/", "_") or "leaf"
