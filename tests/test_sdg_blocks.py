@@ -18,7 +18,7 @@ from labrador.sdg.blocks import BLOCK_TYPES, LLMBlock
 from labrador.sdg.chunking import chunk_markdown
 from labrador.sdg.context import GenerateOptions, LeafContext
 from labrador.sdg.pipeline import load_pipeline, load_pipeline_set
-from labrador.sdg.prompts import load_prompt, parse_regex, parse_tagged
+from labrador.sdg.prompts import parse_regex, parse_tagged
 from labrador.sdg.quality import Decontaminator, answer_problem, guard_rows, jaccard, shingles
 from labrador.sdg.table import Table
 from labrador.sdg.teacher import Teacher, TeacherCache
@@ -67,14 +67,10 @@ def run(b, table: Table, ctx: LeafContext) -> Table:
 
 @pytest.mark.parametrize("sample", recorded(), ids=lambda s: s["name"])
 def test_parser_on_recorded_teacher_outputs(sample: dict) -> None:
-    prompt = load_prompt(sample["prompt"])
-    text = sample["text"]
-    if prompt.mode == "completion" and prompt.prefix:
-        text = f"{prompt.prefix} {text.lstrip(' ')}"
-    if sample.get("parser") == "regex":
-        items = parse_regex(text, sample["pattern"], sample["fields"][0])
-    else:
-        items = parse_tagged(text, sample["fields"], prompt.start_tags, prompt.end_tags)
+    config = {"prompt": sample["prompt"], "output_cols": sample["fields"], "parser": sample["parser"]}
+    if sample.get("pattern"):
+        config["pattern"] = sample["pattern"]
+    items = LLMBlock("recorded", config).parse(sample["text"])
     assert len(items) == sample["expected_items"], items
     for item in items:
         assert set(item) == set(sample["fields"]) and all(v.strip() for v in item.values())

@@ -128,7 +128,7 @@ class LLMBlock(Block):
             messages = self.messages(table.rows[i], ctx, i, s)
             stats.requests += 1
             try:
-                result = await ctx.teacher.call(messages, params, s)
+                result = await ctx.teacher.call(messages, params, s, label=f"{self.name}:{self.prompt.name}")
             except EndpointError as err:
                 stats.errors += 1
                 ctx.failures += 1

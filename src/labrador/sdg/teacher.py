@@ -35,8 +35,10 @@ class TeacherCache:
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # `label` (pipeline block and prompt) and `request` are kept for inspection and fixture recording.
         self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
-                         "prompt_tokens INTEGER, completion_tokens INTEGER, created REAL)")
+                         "prompt_tokens INTEGER, completion_tokens INTEGER, created REAL, label TEXT, "
+                         "request TEXT)")
 
     @staticmethod
     def key(model: str, request: list[Message] | str, params: SamplingParams, sample_index: int) -> str:
@@ -50,10 +52,12 @@ class TeacherCache:
                                    (key,)).fetchone()
         return (row[0], row[1] or 0, row[2] or 0) if row else None
 
-    def put(self, key: str, text: str, prompt_tokens: int, completion_tokens: int) -> None:
+    def put(self, key: str, text: str, prompt_tokens: int, completion_tokens: int, label: str = "",
+            request: Any = None) -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?)",
-                             (key, text, prompt_tokens, completion_tokens, time.time()))
+            self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (key, text, prompt_tokens, completion_tokens, time.time(), label,
+                              json.dumps(request, ensure_ascii=False)))
 
     def __len__(self) -> int:
         with self._lock:
@@ -122,7 +126,8 @@ class Teacher:
             return await acomplete(request, params)
         return await asyncio.to_thread(self.client.complete, request, params)
 
-    async def call(self, request: list[Message] | str, params: SamplingParams, sample_index: int) -> CallResult:
+    async def call(self, request: list[Message] | str, params: SamplingParams, sample_index: int,
+                   label: str = "") -> CallResult:
         """One sample of a chat (list of messages) or plain completion (str) request.
 
         Raises EndpointError after the retries are spent (the caller counts it per leaf). The timeout covers
@@ -166,7 +171,7 @@ class Teacher:
             self.stats.prompt_tokens += completion.prompt_tokens
             self.stats.completion_tokens += completion.completion_tokens
             if self.cache is not None:
-                self.cache.put(key, text, completion.prompt_tokens, completion.completion_tokens)
+                self.cache.put(key, text, completion.prompt_tokens, completion.completion_tokens, label, request)
             return CallResult(text, completion.prompt_tokens, completion.completion_tokens, cached=False)
         raise EndpointError(f"teacher '{self.model}' failed: {type(last_error).__name__}: {last_error}")
 
