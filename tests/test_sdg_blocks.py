@@ -257,4 +257,18 @@ def test_teacher_cache_survives_reopen(tmp_path: Path) -> None:
     assert key != TeacherCache.key("m", [{"role": "user", "content": "hi"}], SamplingParams(), 1)
     cache.put(key, "hello", 3, 1)
     cache.close()
-    assert TeacherCache(tmp_path / "c.sqlite").get(key) == ("hello", 3, 1)
+    assert TeacherCache(tmp_path / "c.sqlite").get(key) == ("hello", 3, 1, "stop")
+
+
+def test_llm_block_drops_item_cut_by_max_tokens(tmp_path: Path) -> None:
+    class Truncating(ReplayClient):
+        async def _next(self) -> Completion:
+            self.calls += 1
+            return Completion([" Q one?\nAnswer: A one.\n\nQuestion: Q two?\nAnswer: A tw"], 5, 64,
+                              finish_reasons=["length"])
+
+    ctx = ctx_for(Truncating([]), tmp_path)
+    table = Table([{"task_description": "t", "_icl_seeds": []}])
+    b = LLMBlock("gen", {"prompt": "freeform_qa", "output_cols": ["question", "response"]})
+    out = run(b, table, ctx)
+    assert [r["response"] for r in out] == ["A one."] and ctx.stats[-1].truncated == 1

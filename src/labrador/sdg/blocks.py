@@ -143,6 +143,10 @@ class LLMBlock(Block):
             stats.prompt_tokens += result.prompt_tokens
             stats.completion_tokens += result.completion_tokens
             items = self.parse(result.text)
+            if result.finish_reason == "length" and items and self.parser == "tags" and \
+                    result.text.rstrip().endswith(items[-1][self.output_cols[-1]][-20:]):
+                items = items[:-1]  # the last item runs to where max_tokens cut it: its answer is incomplete
+                stats.truncated += 1
             limit = self.config.get("max_items")
             items = items[: int(limit)] if limit else items
             if not items:

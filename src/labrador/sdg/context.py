@@ -21,6 +21,7 @@ class BlockStats:
     requests: int = 0  # teacher samples asked for (cached or not)
     cached: int = 0
     parse_failures: int = 0
+    truncated: int = 0  # answers cut by max_tokens (their last, incomplete item is dropped)
     errors: int = 0
     filtered: int = 0
     prompt_tokens: int = 0

@@ -38,7 +38,11 @@ class TeacherCache:
         # `label` (pipeline block and prompt) and `request` are kept for inspection and fixture recording.
         self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
                          "prompt_tokens INTEGER, completion_tokens INTEGER, created REAL, label TEXT, "
-                         "request TEXT)")
+                         "request TEXT, finish TEXT)")
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+        for column in ("label", "request", "finish"):  # caches written by earlier versions
+            if column not in have:
+                self._db.execute(f"ALTER TABLE calls ADD COLUMN {column} TEXT")
 
     @staticmethod
     def key(model: str, request: list[Message] | str, params: SamplingParams, sample_index: int) -> str:
@@ -46,18 +50,18 @@ class TeacherCache:
                            "sample": sample_index}, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 
-    def get(self, key: str) -> tuple[str, int, int] | None:
+    def get(self, key: str) -> tuple[str, int, int, str] | None:
         with self._lock:
-            row = self._db.execute("SELECT text, prompt_tokens, completion_tokens FROM calls WHERE key=?",
+            row = self._db.execute("SELECT text, prompt_tokens, completion_tokens, finish FROM calls WHERE key=?",
                                    (key,)).fetchone()
-        return (row[0], row[1] or 0, row[2] or 0) if row else None
+        return (row[0], row[1] or 0, row[2] or 0, row[3] or "stop") if row else None
 
     def put(self, key: str, text: str, prompt_tokens: int, completion_tokens: int, label: str = "",
-            request: Any = None) -> None:
+            request: Any = None, finish: str = "stop") -> None:
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?)",
+            self._db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (key, text, prompt_tokens, completion_tokens, time.time(), label,
-                              json.dumps(request, ensure_ascii=False)))
+                              json.dumps(request, ensure_ascii=False), finish))
 
     def __len__(self) -> int:
         with self._lock:
@@ -74,6 +78,7 @@ class CallResult:
     prompt_tokens: int
     completion_tokens: int
     cached: bool
+    finish_reason: str = "stop"  # "length" when the answer was cut by max_tokens
 
 
 @dataclass
@@ -139,7 +144,7 @@ class Teacher:
             hit = self.cache.get(key)
             if hit is not None:
                 self.stats.cache_hits += 1
-                return CallResult(hit[0], hit[1], hit[2], cached=True)
+                return CallResult(hit[0], hit[1], hit[2], cached=True, finish_reason=hit[3])
         last_error: BaseException | None = None
         for attempt in range(self.retries + 1):
             async with self._sem():
@@ -168,11 +173,14 @@ class Teacher:
                 finally:
                     self._leave()
             text = completion.text
+            finish = (completion.finish_reasons or ["stop"])[0] or "stop"
             self.stats.prompt_tokens += completion.prompt_tokens
             self.stats.completion_tokens += completion.completion_tokens
             if self.cache is not None:
-                self.cache.put(key, text, completion.prompt_tokens, completion.completion_tokens, label, request)
-            return CallResult(text, completion.prompt_tokens, completion.completion_tokens, cached=False)
+                self.cache.put(key, text, completion.prompt_tokens, completion.completion_tokens, label, request,
+                               finish)
+            return CallResult(text, completion.prompt_tokens, completion.completion_tokens, cached=False,
+                              finish_reason=finish)
         raise EndpointError(f"teacher '{self.model}' failed: {type(last_error).__name__}: {last_error}")
 
     def busy_seconds(self) -> float:
