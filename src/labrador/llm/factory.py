@@ -71,13 +71,16 @@ def get_client(model: str | None = None, *, endpoint_urls: list[str] | None = No
     if resolved.format == "gguf":
         if backend not in ("auto", "llama-cpp"):
             raise ModelError(f"{resolved.path} is a GGUF file, which only the llama-cpp backend can run; convert "
-                             "it with `ilab model convert` to use the {backend} backend.")
+                             f"it with `ilab model convert` to use the {backend} backend.")
         from labrador.llm.llama_cpp import LlamaCppClient
 
         return LlamaCppClient(resolved.path, **_options_for("llama-cpp", options))
     if backend == "llama-cpp":
         raise ModelError(f"{resolved.path} is a Hugging Face directory; llama.cpp needs GGUF: convert it with "
                          "`ilab model convert` first, or use the transformers/vllm backend.")
+    if backend == "vllm" and not vllm_available():
+        raise ModelError("The vllm backend needs the `vllm` package and a CUDA GPU, and this machine lacks one "
+                         "of them; use --backend transformers (CPU) or convert the model to GGUF for llama.cpp.")
     if backend == "vllm" or (backend == "auto" and vllm_available()):
         from labrador.llm.vllm import VLLMClient
 

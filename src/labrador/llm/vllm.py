@@ -83,6 +83,9 @@ class VLLMClient:
     def complete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
         return self._worker.run(lambda: self._complete(prompt, params))
 
+    async def acomplete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
+        return await self._worker.arun(lambda: self._complete(prompt, params))
+
     def _loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
         tokenizer = self._llm.get_tokenizer()
         spaces = len(context) - len(context.rstrip(" "))
