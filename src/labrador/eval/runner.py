@@ -67,7 +67,7 @@ def check_options(opts: EvalOptions) -> None:
         raise ConfigError(f"The {b} benchmark needs a judge model: pass --judge-model NAME_OR_PATH or "
                           "--judge-endpoint URL (or set evaluate.judge_model in config.yaml).")
     needs_model = b != "dk_bench"
-    if needs_model and not opts.model:
+    if needs_model and not (opts.model or opts.endpoint_url):
         raise ConfigError(f"The {b} benchmark needs the model to evaluate: pass --model NAME_OR_PATH "
                           "(or set evaluate.model in config.yaml).")
     if b in ("mmlu_branch", "mt_bench_branch") and not opts.base_model:
@@ -90,7 +90,7 @@ def check_options(opts: EvalOptions) -> None:
             raise ConfigError("dk_bench needs --input-file: a JSONL of {\"user_input\", \"reference\", "
                               "[\"response\"], [\"context\"]} objects.")
         items = load_items(Path(opts.input_file), opts.max_questions)
-        if not opts.model:
+        if not (opts.model or opts.endpoint_url):
             check_responses(items, Path(opts.input_file))
     if opts.num_workers < 1:
         raise ConfigError("--num-workers must be at least 1.")
@@ -120,11 +120,13 @@ class ClientPool:
                                           **self.opts.client_options)
         return self._owned[key]
 
-    def candidate(self, spec: str, label: str | None = None) -> Model:
+    def candidate(self, spec: str | None) -> Model:
+        """The model under test (or the base model); with --endpoint-url, spec None means the served model."""
         endpoint = self.opts.endpoint_url
-        key = f"{endpoint}#{spec}" if endpoint else spec
+        key = f"{endpoint}#{spec or ''}" if endpoint else str(spec)
         client = self._client(key, spec, endpoint)
-        return Model(label or short_label(spec), client, model_fingerprint(key, client), self.cache)
+        label = short_label(spec) if spec else getattr(client, "model_name", "") or str(endpoint)
+        return Model(label, client, model_fingerprint(key, client), self.cache)
 
     def judge(self) -> Model:
         spec, endpoint = self.opts.judge_model, self.opts.judge_endpoint
@@ -217,7 +219,7 @@ def _run_mmlu(opts: EvalOptions, pool: ClientPool, out, console: Console, progre
             source = f"taxonomy {opts.taxonomy_path} against {opts.taxonomy_base}"
     data = data.limited(opts.max_questions)
     settings = _settings(opts, few_shots=shots, source=source)
-    tuned = pool.candidate(str(opts.model))
+    tuned = pool.candidate(opts.model)
     if opts.base_model:
         base = pool.candidate(opts.base_model)
         base_report = mmlu.run_multiple_choice(base, data, shots, opts.num_workers,
@@ -245,14 +247,14 @@ def _run_mt(opts: EvalOptions, pool: ClientPool, out, console: Console, progress
     settings = _settings(opts, data_dir=data_dir, questions=len(questions))
     judge_model = pool.judge()
     judge = Judge(judge_model, opts.judge_max_tokens)
-    tuned = pool.candidate(str(opts.model))
+    tuned = pool.candidate(opts.model)
     runs = {}
     for role, model in ([("base", pool.candidate(opts.base_model))] if opts.base_model else []) + [("tuned", tuned)]:
         runs[role] = run_mt_bench(model, judge, prompts, questions, opts.max_tokens, opts.num_workers,
                                   progress(f"{opts.benchmark} {role}", len(questions)))
         _require_scores(summarize(runs[role]), f"{opts.benchmark} ({role})")
     if opts.benchmark == "mt_bench_branch":
-        return mt_report.write_branch_comparison(out, console, pool.candidate(str(opts.base_model)), tuned,
+        return mt_report.write_branch_comparison(out, console, pool.candidate(opts.base_model), tuned,
                                                  judge_model, runs["base"], runs["tuned"], settings)
     if opts.base_model:
         return mt_report.write_mt_comparison(out, console, pool.candidate(opts.base_model), tuned, judge_model,
@@ -266,7 +268,7 @@ def _run_dk(opts: EvalOptions, pool: ClientPool, out, console: Console, progress
 
     items = load_items(Path(str(opts.input_file)), opts.max_questions)
     judge_model = pool.judge()
-    model = pool.candidate(opts.model) if opts.model else None
+    model = pool.candidate(opts.model) if opts.model or opts.endpoint_url else None
     results = run_dk_bench(items, Judge(judge_model, opts.judge_max_tokens), model, opts.max_tokens,
                            opts.num_workers, progress("dk_bench", len(items)))
     if all(r.judgment.error for r in results):
