@@ -66,9 +66,14 @@ def choose_backend(path: Path, requested: str) -> str:
     if requested == "llama-cpp":
         raise ModelError(f"{path}: llama.cpp needs a GGUF file; convert this directory first with "
                          "`ilab model convert`, or use --backend transformers.")
-    if requested == "vllm" or (requested == "auto" and vllm_available()):
+    if requested == "vllm":
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ModelError("--backend vllm needs the vllm package and a CUDA GPU (`pip install vllm`); without "
+                             "them use --backend transformers (CPU) or convert the model to GGUF.")
         return "vllm"
-    return "transformers"
+    return "vllm" if requested == "auto" and vllm_available() else "transformers"
 
 
 def load_backend(path: Path, name: str, kind: str, options: ServeOptions) -> Any:
