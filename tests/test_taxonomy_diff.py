@@ -153,7 +153,7 @@ def test_load_leaves_returns_valid_leaves_or_every_error(repo: Path) -> None:
                           ("seed_examples", "'seed_examples:' followed by the examples, each starting with '- '"))]
 
 
-def test_cli_valid_invalid_quiet_and_json(repo: Path, run_ilab) -> None:
+def test_cli_valid_then_invalid_with_alias(repo: Path, run_ilab) -> None:
     ok = run_ilab("taxonomy", "diff", "--taxonomy-path", str(repo), "--taxonomy-base", "empty")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines() == ["Taxonomy files changed in the whole taxonomy:",
@@ -171,11 +171,27 @@ def test_cli_valid_invalid_quiet_and_json(repo: Path, run_ilab) -> None:
         f"ERROR: {bad}:2:16 Line ends with spaces; delete the spaces after the last character.",
         f"Taxonomy in {repo} is not valid: 1 problem in 1 file. Fix the lines listed above and run `ilab taxonomy "
         "diff` again."]
-    quiet = run_ilab("taxonomy", "diff", "--taxonomy-path", str(repo), "--quiet")
-    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (1, "", "")
-    as_json = run_ilab("taxonomy", "diff", "--taxonomy-path", str(repo), "--taxonomy-base", "main", "--json")
-    report = json.loads(as_json.stdout)
-    assert as_json.returncode == 1
+
+
+def test_cli_quiet_json_strict_and_yaml_rules(repo: Path) -> None:
+    """Option combinations, run in-process through click (the subprocess tests above cover the real binary)."""
+    from click.testing import CliRunner
+
+    from labrador.cli.taxonomy import taxonomy
+
+    bad = repo / "compositional_skills/b/qna.yaml"
+    bad.write_text(bad.read_text().replace("created_by: bob", "created_by: bob "))
+    (repo / "compositional_skills/a/qna.yaml").unlink()
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(taxonomy, ["diff", "--taxonomy-path", str(repo), "--taxonomy-base", "main", *args])
+
+    quiet = run("--quiet")
+    assert (quiet.exit_code, quiet.output) == (1, "")
+    as_json = run("--json")
+    report = json.loads(as_json.output)
+    assert as_json.exit_code == 1
     assert (report["valid"], report["errors"], report["base_used"], report["removed"]) == (
         False, 1, "main", ["compositional_skills/a/qna.yaml"])
     assert report["files"][0]["issues"][0] == {
@@ -183,9 +199,10 @@ def test_cli_valid_invalid_quiet_and_json(repo: Path, run_ilab) -> None:
         "message": "Line ends with spaces; delete the spaces after the last character."}
     rules = repo.parent / "rules.yaml"
     rules.write_text("rules:\n  trailing-spaces: {level: warning}\n")
-    relaxed = run_ilab("taxonomy", "diff", "--taxonomy-path", str(repo), "--yaml-rules", str(rules), "-q")
-    strict = run_ilab("taxonomy", "diff", "--taxonomy-path", str(repo), "--yaml-rules", str(rules), "-q", "--strict")
-    assert (relaxed.returncode, strict.returncode) == (0, 1)
+    assert run("--yaml-rules", str(rules), "-q").exit_code == 0
+    assert run("--yaml-rules", str(rules), "-q", "--strict").exit_code == 1
+    relaxed = run("--yaml-rules", str(rules))
+    assert relaxed.output.splitlines()[-1] == f"Taxonomy in {repo} is valid :) (1 warning)"
 
 
 def test_cli_taxonomy_path_from_config_and_fatal_error(tmp_path: Path, isolated_home: Path, run_ilab) -> None:

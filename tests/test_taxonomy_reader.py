@@ -145,13 +145,13 @@ def _check(content: bytes) -> None:
         assert all(str(issue).startswith(("ERROR: ", "WARN: ")) for issue in issues)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(YAML_ATOMS, max_size=30).map("".join))
 def test_reader_only_raises_taxonomy_error_on_yaml_like_text(text: str) -> None:
     _check(text.encode("utf-8"))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_reader_only_raises_taxonomy_error_on_arbitrary_bytes(content: bytes) -> None:
     _check(content)
@@ -163,3 +163,13 @@ def test_very_deep_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
     path.write_text("[" * 100_000 + "\n")  # libyaml's C composer would overflow the C stack on this
     with pytest.raises(TaxonomyError, match="nested too deeply"):
         read_leaf(path, tmp_path)
+
+
+def test_cli_module_and_package_import_no_yaml_or_jsonschema() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, labrador.cli.taxonomy, labrador.taxonomy, labrador.taxonomy.documents; "
+            "print(sorted(m for m in ('yaml', 'jsonschema', 'pydantic', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -43,15 +43,14 @@ def load_leaves(taxonomy_root: str | Path, base: str = "empty", yaml_rules: str 
     Raises TaxonomyError listing every error of every file when any changed file is invalid.
     """
     from labrador.taxonomy.diff import changed_files
-    from labrador.taxonomy.lint import analyze
+    from labrador.taxonomy.lint import analyze_many
     from labrador.taxonomy.yamlrules import load_rules
 
     root = Path(taxonomy_root)
     rules = load_rules(yaml_rules)
     leaves: list[Leaf] = []
     errors: list[Issue] = []
-    for path in changed_files(root, base).changed:
-        result = analyze(path, root, rules)
+    for result in analyze_many(changed_files(root, base).changed, root, rules):
         errors.extend(result.errors)
         if result.leaf is not None:
             leaves.append(result.leaf)

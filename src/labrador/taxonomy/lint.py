@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from labrador.taxonomy.yamlrules import check_text, estimate_tokens, load_rules
 
 TREES = ("knowledge", "compositional_skills", "foundational_skills")
 QNA_NAME = "qna.yaml"
+PARALLEL_FROM = 100  # files per worker process worth the start of a process
 
 
 @dataclass
@@ -55,13 +57,14 @@ def display_path(path: Path) -> str:
 
 def relative_to_root(qna_path: Path, root: Path) -> str | None:
     """Posix path of qna_path inside root (lexically first, then with symlinks resolved), else None."""
-    for a, b in ((Path(os.path.abspath(qna_path)), Path(os.path.abspath(root))),
-                 (qna_path.resolve(), root.resolve())):
-        try:
-            return a.relative_to(b).as_posix()
-        except ValueError:
-            continue
-    return None
+    try:
+        return Path(os.path.abspath(qna_path)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        pass
+    try:
+        return qna_path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 def lint_file(qna_path: str | Path, taxonomy_root: str | Path, yaml_rules: str | Path | None = None) -> list[Issue]:
@@ -80,6 +83,43 @@ def analyze(qna_path: Path, root: Path, rules: dict[str, dict[str, Any]]) -> Ana
     report.issues.sort(key=lambda i: (i.line, i.column))
     has_error = any(i.severity == "error" for i in report.issues)
     return Analysis(report.issues, None if has_error else leaf)
+
+
+def _analyze_args(args: tuple[Path, Path, dict[str, dict[str, Any]]]) -> Analysis:
+    return analyze(*args)
+
+
+def _workers(count: int) -> int:
+    """Worker processes for ``count`` files: fork-based, so only where fork is safe (Linux/macOS, no threads)."""
+    override = os.environ.get("LABRADOR_TAXONOMY_WORKERS")
+    if override and override.isdigit():
+        wanted = int(override)
+    else:
+        wanted = min(os.cpu_count() or 1, 8, count // PARALLEL_FROM)
+    import multiprocessing
+    import threading
+
+    if (wanted <= 1 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1
+            or any(name in sys.modules for name in ("torch", "llama_cpp"))):  # native thread pools: no fork
+        return 1
+    return wanted
+
+
+def analyze_many(paths: list[Path], root: Path, rules: dict[str, dict[str, Any]]) -> list[Analysis]:
+    """``analyze`` for many files, in order; large batches (``ilab taxonomy diff --taxonomy-base empty`` on a
+    big taxonomy) are spread over processes, as jsonschema is pure Python and CPU-bound."""
+    workers = _workers(len(paths))
+    if workers <= 1:
+        return [analyze(path, root, rules) for path in paths]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from labrador.taxonomy.schema import warm_up
+
+    warm_up()  # import jsonschema and compile validators once, before fork, instead of once per worker
+    jobs = [(path, root, rules) for path in paths]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        return list(pool.map(_analyze_args, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
 
 
 def _check_placement(report: _Report, qna_path: Path, root: Path, rel: str | None) -> str | None:

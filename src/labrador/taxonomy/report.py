@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labrador.taxonomy.diff import DiffResult, changed_files
-from labrador.taxonomy.lint import analyze, display_path, relative_to_root
+from labrador.taxonomy.lint import analyze_many, display_path, relative_to_root
 from labrador.taxonomy.models import Issue, Leaf
 from labrador.taxonomy.yamlrules import load_rules
 
@@ -68,8 +68,7 @@ def build_report(taxonomy_path: str | Path, base: str, yaml_rules: str | Path | 
     rules = load_rules(yaml_rules)
     diff = changed_files(root, base)
     report = DiffReport(root, base, diff)
-    for path in diff.changed:
-        result = analyze(path, root, rules)
+    for path, result in zip(diff.changed, analyze_many(diff.changed, root, rules), strict=True):
         issues = list(result.issues)
         if check_documents and result.leaf is not None and result.leaf.kind == "knowledge":
             issues.extend(_document_issues(result.leaf, root, path))

@@ -51,6 +51,13 @@ def _validator(version: int, schema_name: str) -> Any:
     return Draft202012Validator(schema_for(version, schema_name))
 
 
+def warm_up() -> None:
+    """Compile every validator now (before forking workers)."""
+    for version in SCHEMA_VERSIONS:
+        for name in ("knowledge", "compositional_skills"):
+            _validator(version, name)
+
+
 def yaml_path(path: PathKey) -> str:
     """``("seed_examples", 0, "context")`` -> ``.seed_examples[0].context`` (yq syntax, like InstructLab)."""
     out = ""

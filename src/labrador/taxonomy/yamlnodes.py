@@ -16,11 +16,12 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-MAX_NODES = 200_000  # a taxonomy file has a few hundred nodes; more means an alias bomb
-MAX_DEPTH = 500  # real files nest 4 levels deep
-DEPTH_SCAN_FROM = 2_000  # characters: shorter text cannot nest deep enough to crash the C composer
+MAX_NODES = 50_000  # a big taxonomy file has about a thousand values; far more means an alias bomb
+MAX_DEPTH = 500  # real files nest 4 levels deep; libyaml's C composer crashes somewhere above 20,000
 
 PathKey = tuple[str | int, ...]
+STR_TAG = "tag:yaml.org,2002:str"
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class YamlProblem(Exception):
@@ -84,6 +85,8 @@ class _Converter:
         raise YamlProblem("This YAML value has an unknown form; write plain keys, lists and text.", *_pos(node))
 
     def _scalar(self, node: ScalarNode) -> Any:
+        if node.tag == STR_TAG:  # most values: skip the constructor's dispatch
+            return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except ConstructorError:
@@ -95,7 +98,8 @@ class _Converter:
 
     def _mapping(self, node: MappingNode, path: PathKey) -> dict[str, Any]:
         try:
-            self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+            if any(key.tag == MERGE_TAG for key, _ in node.value):
+                self.constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         except ConstructorError as err:
             raise YamlProblem(f"A YAML merge key ('<<') is used wrongly: {err.problem}; write the keys out "
                               "in full.", *_pos(node)) from None
@@ -114,6 +118,11 @@ class _Converter:
             self.parsed.key_marks[(*path, key)] = (line, col)
             result[key] = self.convert(value_node, (*path, key))
         return result
+
+
+def _depth_bound(text: str) -> int:
+    """An upper bound of the nesting depth: every level needs one of these characters (cheap C-level counts)."""
+    return sum(text.count(c) for c in "-:?[{")
 
 
 def _check_depth(text: str) -> None:
@@ -138,7 +147,7 @@ def _offset_to_pos(text: str, offset: int) -> tuple[int, int]:
 def parse_yaml(text: str) -> Parsed:
     """Parse one YAML document; raises YamlProblem (with position) when the text is not valid YAML."""
     try:
-        if len(text) > DEPTH_SCAN_FROM:
+        if _depth_bound(text) > MAX_DEPTH:
             _check_depth(text)
         root = yaml.compose(text, Loader=Loader)
     except yaml.MarkedYAMLError as err:

@@ -95,40 +95,57 @@ def estimate_tokens(text: str) -> int:
     return max(-(-len(text) // 4), -(-words * 4 // 3))
 
 
+_TRAILING = re.compile(r"[ \t]+\r?$", re.M)
+_BLANK_RUN = re.compile(r"(?:^[ \t]*\r?\n)+", re.M)
+
+
+def _line_of(text: str, offset: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
 def check_text(text: str, rules: dict[str, dict[str, Any]]) -> list[RuleHit]:
-    """Line-based rules; the file is already known to be decoded text."""
+    """Line-based rules over the decoded text; whole-text regexes keep this fast on large files."""
     hits: list[RuleHit] = []
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
     length, trailing, tabs, blank = (rules["line-length"], rules["trailing-spaces"], rules["tabs"],
                                      rules["empty-lines"])
-    blank_run = 0
-    for number, raw_line in enumerate(lines, start=1):
-        line = raw_line[:-1] if raw_line.endswith("\r") else raw_line
-        if length["level"] != "off" and len(line) > length["max"] and not _non_breakable(line):
-            hits.append(RuleHit(number, length["max"] + 1, length["level"],
-                                f"Line is {len(line)} characters long (the limit is {length['max']}); break it, "
-                                "for example with a '|' block for long text."))
-        if trailing["level"] != "off" and line != line.rstrip(" \t"):
-            hits.append(RuleHit(number, len(line.rstrip(" \t")) + 1, trailing["level"],
+    if length["level"] != "off":
+        longer = length["max"] + 1
+        for match in re.finditer(rf"^[^\n]{{{longer},}}$", text, re.M):
+            line = match.group().rstrip("\r")
+            if len(line) > length["max"] and not _non_breakable(line):
+                number = text.count("\n", 0, match.start()) + 1
+                hits.append(RuleHit(number, length["max"] + 1, length["level"],
+                                    f"Line is {len(line)} characters long (the limit is {length['max']}); break "
+                                    "it, for example with a '|' block for long text."))
+    # str containment checks first: the regexes try every position, and clean files are the common case
+    spaced = " \n" in text or "\t\n" in text or " \r\n" in text or text.endswith((" ", "\t"))
+    if trailing["level"] != "off" and spaced:
+        for match in _TRAILING.finditer(text):
+            hits.append(RuleHit(*_line_of(text, match.start()), trailing["level"],
                                 "Line ends with spaces; delete the spaces after the last character."))
-        if tabs["level"] != "off" and "\t" in line:
-            hits.append(RuleHit(number, line.index("\t") + 1, tabs["level"],
-                                "Line contains a tab character; YAML needs spaces, so replace the tab with "
-                                "spaces."))
-        if line.strip() == "":
-            blank_run += 1
-            if blank_run == blank["max"] + 1 and blank["level"] != "off":
+    if tabs["level"] != "off" and "\t" in text:
+        seen_lines: set[int] = set()
+        for match in re.finditer("\t", text):
+            number, column = _line_of(text, match.start())
+            if number not in seen_lines:
+                seen_lines.add(number)
+                hits.append(RuleHit(number, column, tabs["level"],
+                                    "Line contains a tab character; YAML needs spaces, so replace the tab with "
+                                    "spaces."))
+    if blank["level"] != "off" and (spaced or "\n" * (blank["max"] + 1) in text
+                                    or "\r\n" * (blank["max"] + 1) in text):
+        for match in _BLANK_RUN.finditer(text):
+            run = match.group().count("\n")
+            if run > blank["max"] and match.end() < len(text):  # blank lines at the very end are not a run
+                number = text.count("\n", 0, match.start()) + 1 + blank["max"]
                 hits.append(RuleHit(number, 1, blank["level"],
                                     f"More than {blank['max']} blank lines in a row; delete the extra ones."))
-        else:
-            blank_run = 0
     eof = rules["new-line-at-end-of-file"]
     if eof["level"] != "off" and text and not text.endswith("\n"):
-        last = text.split("\n")[-1]
-        hits.append(RuleHit(len(text.split("\n")), len(last) + 1, eof["level"],
+        hits.append(RuleHit(*_line_of(text, len(text)), eof["level"],
                             "The file does not end with a line break; add an empty line at the end."))
+    hits.sort(key=lambda hit: (hit.line, hit.column))
     return hits
 
 

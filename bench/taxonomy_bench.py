@@ -1,0 +1,135 @@
+"""Validate 1,000 generated taxonomy leaves; report seconds and leaves/s (target: under 5 s).
+
+    .venv/bin/python bench/taxonomy_bench.py [--leaves 1000] [--rounds 3]
+
+Candidate: labrador's validator (libyaml C composer with position tracking, jsonschema validators compiled
+once, text rules, all checks), through `load_leaves(root, "empty")` in this process, and through the real
+`ilab taxonomy diff --taxonomy-base empty` command (interpreter start-up included).
+Baseline, run interleaved in the same process so machine load affects both alike: what InstructLab's
+schema package does per file minus its yamllint/yq subprocesses -- pure-Python `yaml.safe_load` and a
+Draft 2020-12 validator built for every file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WORDS = ("moon orbit river town potter glaze market ferry census clay harbour bridge summer winter north south "
+         "history science people record field stone water light quiet garden letter station captain").split()
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def knowledge(rng: random.Random, i: int) -> str:
+    lines = ["version: 3", f"created_by: user{i}", "domain: Geography", f"document_outline: {sentence(rng, 12)}",
+             "seed_examples:"]
+    for s in range(5):
+        lines += ["  - context: |", f"      {sentence(rng, 14)}", f"      {sentence(rng, 14)}",
+                  "    questions_and_answers:"]
+        for q in range(3):
+            lines += [f"      - question: Q{s}{q} {sentence(rng, 8)}", f"        answer: {sentence(rng, 10)}"]
+    lines += ["document:", "  folder: docs", "  patterns:", '    - "*.md"']
+    return "\n".join(lines) + "\n"
+
+
+def skill(rng: random.Random, i: int, grounded: bool) -> str:
+    lines = ["version: 3", f"created_by: user{i}", f"task_description: {sentence(rng, 10)}", "seed_examples:"]
+    for s in range(5):
+        first = "  - "
+        if grounded:
+            lines.append(f"  - context: {sentence(rng, 20)}")
+            first = "    "
+        lines += [f"{first}question: Q{s} {sentence(rng, 9)}", f"    answer: {sentence(rng, 15)}"]
+    return "\n".join(lines) + "\n"
+
+
+def generate(root: Path, count: int) -> list[Path]:
+    rng = random.Random(7)
+    files = []
+    for i in range(count):
+        kind = i % 3
+        if kind == 0:
+            rel, text = f"knowledge/topic{i // 100}/leaf{i}/qna.yaml", knowledge(rng, i)
+        elif kind == 1:
+            rel, text = f"compositional_skills/writing/w{i // 100}/leaf{i}/qna.yaml", skill(rng, i, False)
+        else:
+            rel, text = f"compositional_skills/grounded/g{i // 100}/leaf{i}/qna.yaml", skill(rng, i, True)
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        files.append(path)
+    return files
+
+
+def baseline(files: list[Path]) -> int:
+    """Per file: pure-Python safe_load + a validator built for the file (as instructlab-schema does)."""
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    from labrador.taxonomy.schema import schema_for
+
+    errors = 0
+    for path in files:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        name = "knowledge" if "knowledge" in path.parts else "compositional_skills"
+        validator = Draft202012Validator(json.loads(json.dumps(schema_for(3, name))))
+        errors += sum(1 for _ in validator.iter_errors(data))
+    return errors
+
+
+def candidate(root: Path) -> int:
+    from labrador.taxonomy import load_leaves
+
+    return len(load_leaves(root, "empty"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--leaves", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "taxonomy"
+        files = generate(root, args.leaves)
+        first = time.perf_counter()
+        assert candidate(root) == args.leaves  # first call: includes jsonschema import and schema compilation
+        cold = time.perf_counter() - first
+        base_times, cand_times, cand_cpu = [], [], []
+        for _ in range(args.rounds):  # interleaved so that other load on the machine hits both alike
+            t0 = time.perf_counter()
+            assert baseline(files) == 0
+            base_times.append(time.perf_counter() - t0)
+            t0, c0 = time.perf_counter(), time.process_time()
+            assert candidate(root) == args.leaves
+            cand_times.append(time.perf_counter() - t0)
+            cand_cpu.append(time.process_time() - c0)
+        ilab = str(Path(sys.executable).with_name("ilab"))
+        t0 = time.perf_counter()
+        proc = subprocess.run([ilab, "taxonomy", "diff", "--taxonomy-path", str(root), "--taxonomy-base", "empty",
+                               "--quiet"], capture_output=True, text=True)
+        cli = time.perf_counter() - t0
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    base, cand = statistics.median(base_times), statistics.median(cand_times)
+    print(f"leaves: {args.leaves} (1/3 knowledge, 1/3 freeform skills, 1/3 grounded skills), rounds: {args.rounds}")
+    print(f"candidate load_leaves (warm, median): {cand:.3f} s = {args.leaves / cand:,.0f} leaves/s")
+    print(f"candidate load_leaves CPU time of this process (median): {statistics.median(cand_cpu):.3f} s")
+    print(f"candidate load_leaves (first call, incl. imports): {cold:.3f} s")
+    print(f"candidate CLI `ilab taxonomy diff --taxonomy-base empty` (subprocess, end to end): {cli:.3f} s "
+          f"= {args.leaves / cli:,.0f} leaves/s (target < 5 s: {'met' if cli < 5 else 'MISSED'})")
+    print(f"baseline safe_load + per-file validator (median, schema checks only): {base:.3f} s "
+          f"= {args.leaves / base:,.0f} leaves/s")
+    print(f"ratio baseline/candidate: {base / cand:.2f}x (candidate also runs text rules and all extra checks)")
+
+
+if __name__ == "__main__":
+    main()
