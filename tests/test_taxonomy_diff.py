@@ -229,3 +229,19 @@ def test_bundled_sample_taxonomy_validates_clean(tmp_path: Path, run_ilab) -> No
     assert out.stdout.splitlines()[-1] == f"Taxonomy in {root} is valid :)"
     kinds = sorted(leaf.kind for leaf in load_leaves(root))
     assert kinds == ["freeform_skill", "grounded_skill", "knowledge"]
+
+
+def test_worker_processes_give_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from labrador.taxonomy.lint import _workers, analyze_many
+    from labrador.taxonomy.yamlrules import load_rules
+
+    paths = [put(tmp_path, f"compositional_skills/s{i}/qna.yaml") for i in range(5)]
+    paths[2].write_text("version: 3\n")
+    serial = analyze_many(paths, tmp_path, load_rules(None))
+    monkeypatch.setenv("LABRADOR_TAXONOMY_WORKERS", "2")
+    if "torch" not in sys.modules and "llama_cpp" not in sys.modules:
+        assert _workers(len(paths)) == 2
+    assert analyze_many(paths, tmp_path, load_rules(None)) == serial
+    assert [bool(a.errors) for a in serial] == [False, False, True, False, False]
