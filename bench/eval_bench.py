@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # figures appear as they are measured
     # a private cache dir, so the fresh mt_bench run really is fresh
     os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="eval-bench-cache-")
     sys.path.insert(0, str(ROOT / "src"))

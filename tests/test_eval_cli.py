@@ -28,3 +28,23 @@ def test_alias_and_dk_bench_without_responses_or_model(run_ilab, tmp_path: Path)
 def test_unknown_benchmark_is_rejected_by_the_option_parser(run_ilab) -> None:
     proc = run_ilab("evaluate", "--benchmark", "hellaswag", "--model", "m", timeout=60)
     assert proc.returncode != 0 and "hellaswag" in proc.stderr and "mmlu_branch" in proc.stderr
+
+
+def test_dk_bench_cli_with_a_served_judge(run_ilab, tmp_path: Path, smollm_gguf: Path) -> None:
+    """The whole command, with the judge behind a real OpenAI-compatible server on 127.0.0.1."""
+    from labrador.serve.background import start_server, stop_process
+
+    data = tmp_path / "dk.jsonl"
+    data.write_text(json.dumps({"user_input": "What is the capital of France?", "reference": "Paris",
+                                "response": "The capital of France is Paris."}) + "\n")
+    record = start_server(str(smollm_gguf), port=0, threads=1, max_ctx_size=2048, timeout=120)
+    try:
+        proc = run_ilab("evaluate", "--benchmark", "dk_bench", "--judge-endpoint", record.url, "--input-file",
+                        str(data), "--judge-max-tokens", "16", "--output-dir", str(tmp_path / "out"), timeout=180)
+    finally:
+        stop_process(record)
+    assert proc.returncode == 0, proc.stderr
+    (results,) = (tmp_path / "out").iterdir()
+    summary = json.loads((results / "summary.json").read_text())
+    assert summary["questions"] == 1 and summary["errors"] == 0 and summary["judge"] == record.url
+    assert (results / "items.csv").is_file() and "dk_bench" in proc.stdout

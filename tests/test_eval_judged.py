@@ -90,14 +90,14 @@ def test_mt_bench_branch_per_leaf(tmp_path: Path, smollm_gguf: Path, shared_dir:
                                   client) -> None:
     spec = str(smollm_gguf)
     opts = _options(tmp_path, spec, benchmark="mt_bench_branch", base_model=spec, taxonomy_path=taxonomy,
-                    taxonomy_base="main", data_dir=shared_dir / "data" / "mt_bench", max_questions=2)
+                    taxonomy_base="main", data_dir=shared_dir / "data" / "mt_bench", max_questions=1)
     outcome = run_evaluation(opts, Console(file=io.StringIO()), clients={spec: client})
     s, items = outcome.summary, _items(outcome.results_dir)
-    assert len(items) == 4 and {i["model"] for i in items} == {"base", "tuned"}
+    assert len(items) == 2 and {i["model"] for i in items} == {"base", "tuned"}
     _check_judged(s["tuned"], [i for i in items if i["model"] == "tuned"], 1, 10)
     (leaf, stats), = s["leaves"].items()
-    assert leaf.startswith("compositional_skills/") and stats["questions"] == 2
-    assert stats["improvements"] + stats["regressions"] + stats["ties"] + stats["unscored"] == 2
+    assert leaf.startswith("compositional_skills/") and stats["questions"] == 1
+    assert stats["improvements"] + stats["regressions"] + stats["ties"] + stats["unscored"] == 1
     assert stats["regressions"] == stats["improvements"] == 0  # same model and greedy: nothing can change
     assert (outcome.results_dir / "comparison.png").stat().st_size > 0
 
