@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labrador.errors import TaxonomyError
-from labrador.taxonomy.gitutil import run_git
+from labrador.taxonomy.gitutil import last_line, run_git
 
 EMPTY_BASE = "empty"
 DEFAULT_BASE = "origin/main"
@@ -68,8 +68,13 @@ def changed_files(taxonomy_root: str | Path, base: str = DEFAULT_BASE) -> DiffRe
                             "such as origin/main, or 'empty' to validate every file.")
     inside = run_git(["rev-parse", "--is-inside-work-tree"], root, check=False)
     if inside.returncode != 0 or inside.stdout.strip() != "true":
-        raise TaxonomyError(f"{root} is not a git repository, so there is no base to compare with; run `git init` "
-                            "there, or use --taxonomy-base empty to validate every file.")
+        said = last_line(inside.stderr)
+        if "dubious ownership" in inside.stderr:
+            raise TaxonomyError(f"git refuses to work in {root} because the folder belongs to another user ({said}); "
+                                f"if you trust it, run `git config --global --add safe.directory {root}`, or use "
+                                "--taxonomy-base empty to validate every file without git.")
+        raise TaxonomyError(f"{root} is not a git repository, so there is no base to compare with (git says: "
+                            f"{said}); run `git init` there, or use --taxonomy-base empty to validate every file.")
     head = _resolve(root, "HEAD")
     notice = None
     base_used, sha = base, _resolve(root, base)

@@ -74,10 +74,12 @@ def checkout(repo: str, commit: str, *, timeout: float = 600) -> Path:
     try:
         sha = _fetch(repo, commit, tmp, timeout)
         shutil.rmtree(tmp / ".git")
-        if final.exists():  # another process finished first; keep its copy
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, final)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            shutil.rmtree(tmp)  # another process finished the same checkout first; keep its copy
         meta_tmp = meta.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
         meta_tmp.write_text(json.dumps({"repo": repo, "commit": commit, "sha": sha}) + "\n", encoding="utf-8")
         os.replace(meta_tmp, meta)

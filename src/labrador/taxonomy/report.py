@@ -70,7 +70,7 @@ def build_report(taxonomy_path: str | Path, base: str, yaml_rules: str | Path | 
     report = DiffReport(root, base, diff)
     for path, result in zip(diff.changed, analyze_many(diff.changed, root, rules), strict=True):
         issues = list(result.issues)
-        if check_documents and result.leaf is not None and result.leaf.kind == "knowledge":
+        if check_documents and result.leaf is not None and result.leaf.document is not None:
             issues.extend(_document_issues(result.leaf, root, path))
         leaf = result.leaf if not any(i.severity == "error" for i in issues) else None
         report.files.append(FileReport(relative_to_root(path, root) or str(path), issues, leaf))
