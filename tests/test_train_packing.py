@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_train_support import fact_records, smollm_hf_dir, tiny_llama_dir
 
 from labrador.train import batching
 from labrador.train.data import Conversation, ProcessedData, tokenize_conversation
+from test_train_support import fact_records, smollm_hf_dir, tiny_llama_dir
 
 
 def _processed(tokenizer, records) -> ProcessedData:

@@ -16,7 +16,7 @@ from typing import Any
 
 from labrador.train import batching, checkpoint
 from labrador.train.data import ProcessedData
-from labrador.train.distributed import DistEnv, all_reduce_sum, broadcast_flag
+from labrador.train.distributed import DistEnv, all_reduce_sum
 from labrador.train.metrics import MetricsLog, Progress, memory_mb
 from labrador.train.options import TrainOptions
 
@@ -38,6 +38,7 @@ class PhaseResult:
     best: dict[str, Any] | None = None
     finished: bool = False
     global_step: int = 0
+    initial_held_out_loss: float | None = None
 
 
 def make_optimizer(model: Any, opts: TrainOptions, lr: float) -> Any:
@@ -132,6 +133,9 @@ def train_phase(model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions,
         result.best = _best(result.checkpoints)
         _prune(result.checkpoints, result.best, env.is_main)
 
+    if spec.held_out is not None and result.global_step == 0 and not result.checkpoints:
+        result.initial_held_out_loss = held_out_loss(model, spec.held_out, opts, env)
+        metrics.write({"phase": spec.name, "step": 0, "held_out_loss": result.initial_held_out_loss})
     model.train()
     try:
         while epoch < spec.num_epochs:
@@ -171,6 +175,8 @@ def train_phase(model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions,
                 if crossed or epoch_done:
                     save_hf_and_score()
                     save("checkpoint")
+                if epoch_done:
+                    break
         result.finished = True
         return result
     finally:
@@ -216,6 +222,3 @@ def _prune(checkpoints: list[dict[str, Any]], best: dict[str, Any] | None, is_ma
             if is_main:
                 shutil.rmtree(record["path"], ignore_errors=True)
 
-
-def stop_requested(env: DistEnv, flag: bool) -> bool:
-    return broadcast_flag(flag, env)

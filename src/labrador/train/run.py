@@ -44,7 +44,7 @@ def plan_phases(opts: TrainOptions) -> list[PhasePlan]:
 
 
 def phase_files(opts: TrainOptions, plan: PhasePlan) -> list[Path]:
-    path = Path(opts.data_path).expanduser()
+    path = Path(opts.data_path).expanduser().resolve()
     if path.is_file() and opts.strategy == "lab-multiphase":
         raise LabradorError("--strategy lab-multiphase needs a datasets directory with knowledge_train_msgs_*.jsonl "
                             "and skills_train_msgs_*.jsonl files, not a single file.")
@@ -99,7 +99,7 @@ def _write_config(run_dir: Path, opts: TrainOptions, extra: dict[str, Any]) -> N
     import yaml
 
     record = {"options": opts.to_dict(), **extra,
-              "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
+              "versions": {"torch": str(torch.__version__), "transformers": str(transformers.__version__)}}
     tmp = run_dir / "config.yaml.tmp"
     tmp.write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
     tmp.replace(run_dir / "config.yaml")
@@ -163,7 +163,10 @@ def run_training(opts: TrainOptions) -> dict[str, Any]:
 
 
 def _run(opts: TrainOptions, source: student.Student, env: distributed.DistEnv) -> dict[str, Any]:
-    run_dir = Path(opts.ckpt_output_dir).expanduser()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # our own progress display is enough
+    run_dir = Path(opts.ckpt_output_dir).expanduser().resolve()
     journal_path = run_dir / "run_state.json"
     journal = _load_journal(journal_path) if opts.resume else None
     if journal is None and env.is_main and journal_path.exists():
@@ -198,6 +201,8 @@ def _run(opts: TrainOptions, source: student.Student, env: distributed.DistEnv) 
                               plan.effective_batch_size, run_dir / plan.name if len(plans) > 1 else run_dir)
         result = loop.train_phase(model, tokenizer, spec, opts, env, metrics, opts.resume, budget)
         state.update(checkpoints=result.checkpoints, best=result.best, steps=result.global_step)
+        if result.initial_held_out_loss is not None:
+            state["initial_held_out_loss"] = result.initial_held_out_loss
         if not result.finished:
             state["status"] = "stopped"
             _write_journal(journal_path, journal, env)
