@@ -307,3 +307,18 @@ def test_not_utf8_empty_and_not_a_mapping(root: Path) -> None:
     assert lint(root, F_PATH, "- a\n- b\n") == [
         f"ERROR: {F_PATH}:1:1 The file must be a set of 'key: value' lines (version:, created_by:, seed_examples:, "
         "...), but it holds a list; rewrite it in that form."]
+
+
+def test_yaml_features_taxonomy_files_do_not_allow(root: Path) -> None:
+    assert lint(root, F_PATH, FREEFORM.replace("created_by: bob", "created_by: !secret bob")) == [
+        f"ERROR: {F_PATH}:2:13 The value uses a YAML tag (!secret) that taxonomy files do not allow; remove the tag "
+        "and write plain text."]
+    assert lint(root, F_PATH, FREEFORM.replace("created_by: bob", "? [a, b]\n: bob\ncreated_by: bob")) == [
+        f"ERROR: {F_PATH}:2:3 This key is not plain text (it is a list or a group of keys); write keys as single "
+        "words such as 'question:'."]
+    assert lint(root, F_PATH, FREEFORM + "---\nversion: 3\n") == [
+        f"ERROR: {F_PATH}:15:1 The file holds a second YAML document (starting at this '---'); a taxonomy file is "
+        "one document, so remove the '---' line and merge or delete what follows."]
+    assert lint(root, F_PATH, FREEFORM.replace("created_by: bob", "created_by: b\x07ob")) == [
+        f"ERROR: {F_PATH}:2:14 The file contains a character YAML does not allow (code U+0007); delete it or retype "
+        "the text around it."]

@@ -157,6 +157,10 @@ def parse_yaml(text: str) -> Parsed:
         if err.context and err.context_mark and mark and err.context_mark.line != mark.line:
             context = f" ({err.context} that starts on line {err.context_mark.line + 1})"
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if err.context == "expected a single document in the stream":
+            raise YamlProblem("The file holds a second YAML document (starting at this '---'); a taxonomy file is "
+                              "one document, so remove the '---' line and merge or delete what follows.",
+                              line, col) from None
         raise YamlProblem(f"The file is not valid YAML: {problem}{context}. Check the indentation, colons and "
                           "quotes on this line and the one before it.", line, col) from None
     except yaml.reader.ReaderError as err:
