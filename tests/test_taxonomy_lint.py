@@ -322,3 +322,15 @@ def test_yaml_features_taxonomy_files_do_not_allow(root: Path) -> None:
     assert lint(root, F_PATH, FREEFORM.replace("created_by: bob", "created_by: b\x07ob")) == [
         f"ERROR: {F_PATH}:2:14 The file contains a character YAML does not allow (code U+0007); delete it or retype "
         "the text around it."]
+
+
+def test_misspelled_key_and_old_knowledge_key_get_hints(root: Path) -> None:
+    text = KNOWLEDGE.replace("        answer: One, the Moon.", "        anwser: One, the Moon.").replace(
+        "domain: Astronomy", "domain: Astronomy\ntask_description: Moon facts")
+    assert lint(root, K_PATH, text) == [
+        f"ERROR: {K_PATH}:4:1 [.task_description] 'task_description' is not used by version 3 knowledge files; "
+        "describe the documents in 'document_outline' instead and remove 'task_description'.",
+        f"ERROR: {K_PATH}:11:9 [.seed_examples[0].questions_and_answers[1]] 'answer' is missing in "
+        "question-and-answer 2 of 'questions_and_answers'. Add 'answer: <the answer>'.",
+        f"ERROR: {K_PATH}:12:9 [.seed_examples[0].questions_and_answers[1].anwser] 'anwser' is not a known key "
+        "here; did you mean 'answer'? Fix the spelling."]

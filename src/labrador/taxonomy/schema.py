@@ -113,10 +113,8 @@ def _translate(err: Any) -> list[tuple[PathKey, bool, str]]:
             f"{_item_name(path[:-1], path[-1]).lower()} of {_name(path[:-1])}"
         return [(path, False, f"'{k}' is missing in {where}. Add {KEY_HINTS.get(k, repr(k))}.") for k in missing]
     if kind == "additionalProperties":
-        allowed = ", ".join(sorted(err.schema.get("properties", {})))
-        extra = [k for k in inst if k not in err.schema.get("properties", {})]
-        return [((*path, k), True, f"'{k}' is not a known key here; remove it or fix its spelling "
-                 f"(allowed keys: {allowed}).") for k in extra]
+        known = err.schema.get("properties", {})
+        return [((*path, k), True, _unknown_key(k, sorted(known))) for k in inst if k not in known]
     if kind == "minItems":
         have = len(inst) if isinstance(inst, list) else 0
         return [(path, False, f"{_name(path)} has {have} item{'s' if have != 1 else ''} but needs at least "
@@ -144,6 +142,18 @@ def _translate(err: Any) -> list[tuple[PathKey, bool, str]]:
                  "or 'folder' (documents in a folder of the taxonomy), but not both; fix the keys under "
                  "'document'.")]
     return [(path, False, f"{_name(path)} is not valid: {err.message[:200]}.")]
+
+
+def _unknown_key(key: str, allowed: list[str]) -> str:
+    import difflib
+
+    if key == "task_description" and "document_outline" in allowed:
+        return ("'task_description' is not used by version 3 knowledge files; describe the documents in "
+                "'document_outline' instead and remove 'task_description'.")
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+    if close:
+        return f"'{key}' is not a known key here; did you mean '{close[0]}'? Fix the spelling."
+    return f"'{key}' is not a known key here; remove it or fix its spelling (allowed keys: {', '.join(allowed)})."
 
 
 def _duplicate_indexes(items: list[Any]) -> list[tuple[int, int]]:
