@@ -115,6 +115,28 @@ def test_completions(server: Server) -> None:
     assert "".join(c.choices[0].text for c in streamed) == reply.choices[0].text
 
 
+def test_prompt_logprobs_for_likelihood_scoring(server: Server, smollm_gguf: Path) -> None:
+    """The llm package's endpoint client scores continuations through echo+logprobs; the figures match the
+    in-process llama.cpp client on the same file."""
+    from labrador.llm import get_client
+
+    remote = get_client(endpoint_urls=[server.url], api_key=API_KEY)
+    local = get_client(str(smollm_gguf), n_threads=1)
+    try:
+        context, options = "The capital of France is", [" Paris", " London", " a large city"]
+        over_http, in_process = remote.loglikelihoods(context, options), local.loglikelihoods(context, options)
+    finally:
+        remote.close()
+        local.close()
+    assert over_http[0] > over_http[1]
+    assert over_http == pytest.approx(in_process, abs=0.05)
+    echoed = server.client().completions.create(model="m", prompt="Hello there", max_tokens=0, echo=True,
+                                                logprobs=2)
+    choice = echoed.choices[0]
+    assert choice.text == "Hello there" and "".join(choice.logprobs.tokens) == "Hello there"
+    assert choice.logprobs.token_logprobs[0] is None and len(choice.logprobs.top_logprobs[1]) == 2
+
+
 def test_n_samples_and_stop(server: Server) -> None:
     reply = server.client().chat.completions.create(model="m", messages=QUESTION, temperature=0.9, max_tokens=8,
                                                     n=2, seed=7)

@@ -128,6 +128,9 @@ class TransformersBackend(WorkerBackend):
         if room <= 0:
             raise RequestError(f"The prompt has {n_prompt} tokens; the context window is {self.context_size}. "
                                "Shorten the prompt.", code="context_length_exceeded", param="messages")
+        wanted = room if req.max_tokens is None else min(req.max_tokens, room)
+        if wanted == 0:  # max_tokens 0 (completions with echo): nothing to generate
+            return "", "length", n_prompt, 0
         stops = StopText(req.stop, on_text)
 
         class Stop(StoppingCriteria):
@@ -135,7 +138,7 @@ class TransformersBackend(WorkerBackend):
                 return torch.full((input_ids.shape[0],), cancelled() or stops.hit, dtype=torch.bool)
 
         streamer = _streamer(self.tokenizer, stops.feed)
-        options: dict[str, Any] = {"max_new_tokens": min(req.max_tokens or room, room),
+        options: dict[str, Any] = {"max_new_tokens": wanted,
                                    "do_sample": req.temperature > 0, "streamer": streamer,
                                    "stopping_criteria": StoppingCriteriaList([Stop()]),
                                    "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id}
@@ -150,12 +153,15 @@ class TransformersBackend(WorkerBackend):
         return text, "stop" if ended else "length", n_prompt, len(streamer.ids)
 
     def generate(self, req: GenerationRequest, cancelled: Cancelled) -> dict[str, Any]:
+        if req.logprobs is not None:
+            raise RequestError("'logprobs' is not supported by the transformers backend; serve a GGUF file "
+                               "(llama-cpp backend) for likelihood scoring.", param="logprobs")
         texts: list[tuple[str, str]] = []
         n_prompt = n_completion = 0
         for i in range(req.n):
             text, reason, n_prompt, produced = self._run(req, cancelled, None,
                                                          None if req.seed is None else req.seed + i)
-            texts.append((text, reason))
+            texts.append(((req.prompt or "") + text if req.echo else text, reason))
             n_completion += produced
         return response(req, self.model_id, texts, n_prompt, n_completion)
 
@@ -163,6 +169,8 @@ class TransformersBackend(WorkerBackend):
         maker = ChunkMaker(req, self.model_id)
         if maker.chat:
             emit(maker.role())
+        elif req.echo and req.prompt:
+            emit(maker.text(req.prompt))
         _, reason, n_prompt, produced = self._run(req, cancelled, lambda t: emit(maker.text(t)), req.seed)
         emit(maker.text("", reason))
         if req.include_usage:

@@ -99,7 +99,40 @@ class LlamaCppBackend(WorkerBackend):
                                    code="context_length_exceeded", param="messages") from None
             raise
 
+    def _scored(self, req: GenerationRequest, cancelled: Cancelled) -> dict[str, Any]:
+        """A completion with `echo` and/or `logprobs` (and max_tokens 0, which only echoes)."""
+        from labrador.serve.logprobs import logprobs_object, score_tokens
+
+        prompt_tokens, _ = self._prompt(req)
+        choices: list[tuple[str, str]] = []
+        objects: list[dict[str, Any] | None] = []
+        generated_total = 0
+        for i in range(req.n):
+            text, reason = "", "length"
+            if req.max_tokens != 0:
+                out, _ = self._completion(req, cancelled, stream=False,
+                                          seed=None if req.seed is None else req.seed + i)
+                text, reason = out["choices"][0]["text"], out["choices"][0].get("finish_reason") or "stop"
+                generated_total += out["usage"]["completion_tokens"]
+            choices.append(((req.prompt or "") + text if req.echo else text, reason))
+            if req.logprobs is None:
+                objects.append(None)
+                continue
+            generated = self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True) if text else []
+            tokens = prompt_tokens + generated
+            values, tops = score_tokens(self.llama, tokens, req.logprobs)
+            bos = 1 if prompt_tokens and prompt_tokens[0] == self.llama.token_bos() else 0
+            first = bos if req.echo else len(prompt_tokens)
+            pieces = [self.llama.detokenize([t], special=True) for t in tokens[first:]]
+            objects.append(logprobs_object(pieces, values[first:], tops[first:]))
+        result = response(req, self.model_id, choices, len(prompt_tokens), generated_total)
+        for choice, logprobs in zip(result["choices"], objects, strict=True):
+            choice["logprobs"] = logprobs
+        return result
+
     def generate(self, req: GenerationRequest, cancelled: Cancelled) -> dict[str, Any]:
+        if req.messages is None and (req.echo or req.logprobs is not None or req.max_tokens == 0):
+            return self._scored(req, cancelled)
         texts: list[tuple[str, str]] = []
         prompt_tokens = completion_tokens = 0
         for i in range(req.n):
@@ -116,6 +149,8 @@ class LlamaCppBackend(WorkerBackend):
         chunks, n_prompt = self._completion(req, cancelled, stream=True, seed=req.seed)
         if maker.chat:
             emit(maker.role())
+        elif req.echo and req.prompt:
+            emit(maker.text(req.prompt))
         reason = "stop"
         produced = 0
         for chunk in chunks:

@@ -50,6 +50,8 @@ class GenerationRequest:
     stream: bool = False
     include_usage: bool = False
     extra: dict[str, float] = field(default_factory=dict)  # llama.cpp sampling fields beyond OpenAI's
+    echo: bool = False  # completions: return the prompt before the generated text
+    logprobs: int | None = None  # completions: per-token log-probabilities with this many alternatives
 
 
 def new_id(prefix: str) -> str:
@@ -155,9 +157,10 @@ def parse_request(body: Any, *, chat: bool) -> GenerationRequest:
     """Validate a decoded JSON body; RequestError (400) names the first bad field."""
     if not isinstance(body, dict):
         raise RequestError("The request body must be a JSON object.")
-    max_tokens = _integer(body, "max_completion_tokens", 1, 1 << 20)
+    least = 1 if chat else 0  # max_tokens 0 with echo scores a prompt without generating
+    max_tokens = _integer(body, "max_completion_tokens", least, 1 << 20)
     if max_tokens is None:
-        max_tokens = _integer(body, "max_tokens", 1, 1 << 20)
+        max_tokens = _integer(body, "max_tokens", least, 1 << 20)
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise RequestError("'stream' must be true or false.", param="stream")
@@ -166,6 +169,12 @@ def parse_request(body: Any, *, chat: bool) -> GenerationRequest:
     if stream and n != 1:
         raise RequestError("'n' must be 1 when streaming.", param="n")
     model = body.get("model", "")
+    echo = body.get("echo", False)
+    if not isinstance(echo, bool):
+        raise RequestError("'echo' must be true or false.", param="echo")
+    logprobs = None if chat else _integer(body, "logprobs", 0, 5)
+    if logprobs is not None and stream:
+        raise RequestError("'logprobs' is not supported when streaming.", param="logprobs")
     return GenerationRequest(
         messages=_messages(body) if chat else None,
         prompt=None if chat else _prompt(body),
@@ -179,6 +188,8 @@ def parse_request(body: Any, *, chat: bool) -> GenerationRequest:
         stream=stream,
         include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
         extra=_extra(body),
+        echo=echo and not chat,
+        logprobs=logprobs,
     )
 
 
