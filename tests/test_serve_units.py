@@ -109,3 +109,14 @@ def test_base_url_for_wildcard_hosts() -> None:
     assert base_url("0.0.0.0", 80) == "http://127.0.0.1:80/v1"
     assert base_url("::", 80) == "http://[::1]:80/v1"
     assert base_url("10.1.2.3", 8000) == "http://10.1.2.3:8000/v1"
+
+
+def test_busy_port_fails_in_one_line(run_ilab) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        result = run_ilab("model", "serve", "--port", str(busy.getsockname()[1]))
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Cannot listen on 127.0.0.1:" in result.stderr

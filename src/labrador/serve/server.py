@@ -163,9 +163,13 @@ def run_server(options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
         return _run_vllm(path, name, options, on_ready)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    backend = load_backend(path, name, kind, options)
+    sock = bind_socket(options.host, options.port)  # before loading: a busy port fails at once
     try:
-        sock = bind_socket(options.host, options.port)
+        backend = load_backend(path, name, kind, options)
+    except BaseException:
+        sock.close()
+        raise
+    try:
         port = sock.getsockname()[1]
         ready = Ready(url=base_url(options.host, port), host=options.host, port=port, model=name, backend=kind)
         server = _uvicorn_server(create_app(backend, api_key=options.api_key,
