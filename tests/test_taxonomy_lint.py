@@ -147,11 +147,25 @@ def test_yaml_rules_file_overrides_defaults(root: Path, tmp_path: Path) -> None:
 
 def test_yaml_rules_file_with_unknown_rule_is_refused(root: Path, tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
-    rules.write_text("rules:\n  indentation: disable\n")
+    rules.write_text("rules:\n  no-such-rule: disable\n")
     with pytest.raises(TaxonomyError) as err:
         lint(root, F_PATH, FREEFORM, rules)
-    assert str(err.value) == (f"{rules}: unknown lint rule 'indentation'; known rules: line-length, "
+    assert str(err.value) == (f"{rules}: unknown lint rule 'no-such-rule'; known rules: line-length, "
                               "trailing-spaces, tabs, new-line-at-end-of-file, empty-lines, seed-tokens.")
+    rules.write_text("rules:\n  line-length: {max: 10, allow-non-breakable-words: true}\n")
+    with pytest.raises(TaxonomyError) as err:
+        lint(root, F_PATH, FREEFORM, rules.with_name("missing.yaml"))
+    assert "the lint rules file cannot be read" in str(err.value)
+
+
+def test_yamllint_config_written_for_instructlab_is_accepted(root: Path, tmp_path: Path) -> None:
+    rules = tmp_path / "yamllint.yaml"
+    rules.write_text("extends: relaxed\nrules:\n  line-length: {max: 10, allow-non-breakable-words: true}\n"
+                     "  indentation: {spaces: 2}\n  truthy: disable\n")
+    lines = FREEFORM.splitlines()
+    assert lint(root, F_PATH, FREEFORM, rules) == [
+        f"WARN: {F_PATH}:{n}:11 Line is {len(lines[n - 1])} characters long (the limit is 10); break it, for "
+        "example with a '|' block for long text." for n in (3, *range(5, 15))]  # 2 and 4 are one word
 
 
 def test_seed_example_too_long_for_teacher_prompt(root: Path, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ Rules and defaults (override with ``--yaml-rules FILE``, a YAML file ``rules: {n
 - ``new-line-at-end-of-file``: the last line must end with a newline, error.
 - ``empty-lines``: more than ``max`` (2) blank lines in a row, warning.
 - ``seed-tokens``: a seed example's context + question + answer estimated above ``max`` (1000) tokens, error.
+
+Other yamllint rule names (indentation, truthy, ...) are accepted and ignored; duplicate keys are always errors.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "seed-tokens": {"level": "error", "max": 1000},
 }
 LEVELS = ("error", "warning")
+# yamllint rules and options labrador does not implement: accepted and ignored, so a yamllint config written for
+# InstructLab (e.g. `{extends: relaxed, rules: {line-length: disable}}`) works unchanged.
+YAMLLINT_ONLY_RULES = frozenset({
+    "anchors", "braces", "brackets", "colons", "commas", "comments", "comments-indentation", "document-end",
+    "document-start", "empty-values", "float-values", "hyphens", "indentation", "key-duplicates", "key-ordering",
+    "new-lines", "octal-values", "quoted-strings", "truthy"})
+YAMLLINT_ONLY_OPTIONS = {"line-length": {"allow-non-breakable-words", "allow-non-breakable-inline-mappings"},
+                         "empty-lines": {"max-start", "max-end"}}
 _WORD = re.compile(r"\S+")
 
 
@@ -62,6 +72,8 @@ def load_rules(path: str | Path | None) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict) or not isinstance(raw.get("rules", {}), dict):
         raise TaxonomyError(f"{path}: the lint rules file must look like 'rules: {{line-length: {{max: 100}}}}'.")
     for name, value in (raw.get("rules") or {}).items():
+        if name in YAMLLINT_ONLY_RULES:
+            continue
         if name not in rules:
             raise TaxonomyError(f"{path}: unknown lint rule '{name}'; known rules: {', '.join(DEFAULT_RULES)}.")
         if value in ("disable", False):
@@ -70,6 +82,8 @@ def load_rules(path: str | Path | None) -> dict[str, dict[str, Any]]:
             pass
         elif isinstance(value, dict):
             for opt, opt_value in value.items():
+                if opt in YAMLLINT_ONLY_OPTIONS.get(name, ()):
+                    continue
                 if opt not in DEFAULT_RULES[name]:
                     known = ", ".join(DEFAULT_RULES[name])
                     raise TaxonomyError(f"{path}: rule '{name}' has no option '{opt}' (options: {known}).")
