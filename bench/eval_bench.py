@@ -56,19 +56,21 @@ def bench_mmlu(client, n: int, shots: int, rounds: int) -> None:
             for letter in "ABCD":
                 client.loglikelihoods(prompt, [f" {letter}"])
 
-    timings: dict[str, list[float]] = {"labrador mmlu": [], "naive per-letter baseline": []}
+    runs = {"labrador mmlu": lambda: run_multiple_choice(model, data, shots), "naive per-letter baseline": naive}
+    timings: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
-        start = time.perf_counter()
-        run_multiple_choice(model, data, shots)
-        timings["labrador mmlu"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        naive()
-        timings["naive per-letter baseline"].append(time.perf_counter() - start)
+        for name, fn in runs.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            timings[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
     print(f"\nmmlu: {n} questions, {shots}-shot, {rounds} interleaved rounds (median)")
     base = statistics.median(timings["naive per-letter baseline"])
     for name, values in timings.items():
-        med = statistics.median(values)
-        print(f"  {name:<28} {60 * n / med:8.1f} questions/min   {base / med:5.2f}x vs baseline")
+        med, med_cpu = statistics.median(values), statistics.median(cpu[name])
+        print(f"  {name:<28} {60 * n / med:8.1f} questions/min ({60 * n / med_cpu:.1f} per CPU-minute)   "
+              f"{base / med:5.2f}x vs baseline")
 
 
 def bench_mt(client, spec: str, n: int, max_tokens: int) -> None:
@@ -81,15 +83,16 @@ def bench_mt(client, spec: str, n: int, max_tokens: int) -> None:
                        max_tokens=max_tokens, judge_max_tokens=max_tokens,
                        output_dir=Path(tempfile.mkdtemp(prefix="eval-bench-")))
     quiet = Console(file=io.StringIO())
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     summary = run_evaluation(opts, quiet, clients={spec: client}).summary
-    fresh = time.perf_counter() - start
+    fresh, fresh_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     start = time.perf_counter()
     run_evaluation(opts, quiet, clients={spec: client})
     resumed = time.perf_counter() - start
     print(f"\nmt_bench: {n} questions x 2 turns, max_tokens {max_tokens} (candidate and judge)")
     print(f"  fresh                        {60 * n / fresh:8.2f} questions/min  "
-          f"({60 * summary['judgments'] / fresh:.2f} judged turns/min, {fresh:.1f} s)")
+          f"({60 * summary['judgments'] / fresh:.2f} judged turns/min, {fresh:.1f} s; "
+          f"{60 * n / fresh_cpu:.2f} questions per CPU-minute)")
     print(f"  resumed from the call cache  {60 * n / resumed:8.1f} questions/min  ({fresh / resumed:.0f}x fresh)")
 
 
