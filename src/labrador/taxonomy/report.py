@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labrador.errors import TaxonomyError
 from labrador.taxonomy.diff import DiffResult, changed_files
 from labrador.taxonomy.lint import analyze_many, display_path, relative_to_root
 from labrador.taxonomy.models import Issue, Leaf
@@ -83,15 +84,16 @@ def _document_issues(leaf: Leaf, root: Path, path: Path) -> list[Issue]:
 
     try:
         fetch_documents_unprefixed(leaf, root)
-    except DocumentError as err:
+    except TaxonomyError as err:  # DocumentError, or a git failure such as a timeout
         line, column = 1, 1
-        if err.yaml_path:
+        yaml_path = err.yaml_path if isinstance(err, DocumentError) else ".document"
+        if yaml_path:
             keys: tuple[str | int, ...] = tuple(int(k) if k.isdigit() else k
-                                                for k in re.findall(r"[^.\[\]]+", err.yaml_path))
+                                                for k in re.findall(r"[^.\[\]]+", yaml_path))
             try:
                 line, column = parse_yaml(path.read_text(encoding="utf-8-sig")).mark(keys)
             except (OSError, UnicodeDecodeError, YamlProblem):
                 pass
         message = " ".join(str(err).split())
-        return [Issue(display_path(Path(os.path.abspath(path))), line, column, "error", message, err.yaml_path)]
+        return [Issue(display_path(Path(os.path.abspath(path))), line, column, "error", message, yaml_path)]
     return []
