@@ -199,6 +199,24 @@ def test_chat_command_against_the_server(server: Server) -> None:
     assert "Paris" in result.stdout
 
 
+def test_chat_streamer_over_http(server: Server) -> None:
+    """The terminal chat's SSE reader: token pieces as they come, and a context overflow reported as such."""
+    from labrador.chat.stream import ContextOverflow, Streamer
+    from labrador.llm import get_client
+    from labrador.llm.base import SamplingParams
+
+    client = get_client("m", endpoint_urls=[server.url], api_key=API_KEY)
+    try:
+        streamer = Streamer(client, endpoint=server.url, api_key=API_KEY)
+        params = SamplingParams(temperature=0.0, max_tokens=16)
+        pieces = list(streamer.stream(QUESTION, params))
+        assert len(pieces) > 3 and "".join(pieces) == client.chat(QUESTION, params).text
+        with pytest.raises(ContextOverflow, match="context window"):
+            list(streamer.stream([{"role": "user", "content": "word " * 6000}], params))
+    finally:
+        client.close()
+
+
 def test_sigterm_stops_cleanly(server: Server) -> None:
     """Last test of the module: it stops the shared server."""
     server.process.send_signal(signal.SIGTERM)
