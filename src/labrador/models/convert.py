@@ -77,20 +77,32 @@ def hf_to_gguf(model_dir: str | Path, out_path: str | Path, outtype: str = "f16"
         if outtype in DIRECT_OUTTYPES:
             write_gguf(model_dir, tmp, outtype, config, pre_tokenizer, progress)
         else:
-            f16 = _partial(out_path, ".f16")
+            # The intermediate keeps the source precision (f32 for f32 weights), so the only rounding is
+            # llama.cpp's own; f16 otherwise, which holds bf16/f16 weights at the source's size.
+            between = "f32" if _source_is_f32(model_dir) else "f16"
+            intermediate = _partial(out_path, f".{between}")
             try:
-                write_gguf(model_dir, f16, "f16", config, pre_tokenizer, progress)
+                write_gguf(model_dir, intermediate, between, config, pre_tokenizer, progress)
                 if progress:
                     progress(f"quantizing to {outtype} (llama.cpp)", 0, 1)
-                quantize_gguf(f16, tmp, outtype, threads=threads)
+                quantize_gguf(intermediate, tmp, outtype, threads=threads)
                 if progress:
                     progress(f"quantizing to {outtype} (llama.cpp)", 1, 1)
             finally:
-                _remove(f16)
+                _remove(intermediate)
         _move_into_place(tmp, out_path)
     finally:
         _remove(tmp)
     return out_path
+
+
+def _source_is_f32(model_dir: Path) -> bool:
+    from safetensors import safe_open
+
+    for file in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            return any(f.get_slice(key).get_dtype() == "F32" and key.endswith("proj.weight") for key in f.keys())
+    return False
 
 
 def quantize_gguf(src: Path, dst: Path, outtype: str, threads: int | None = None) -> None:
@@ -122,18 +134,6 @@ def quantize_gguf(src: Path, dst: Path, outtype: str, threads: int | None = None
         raise ModelError(f"llama.cpp could not quantize {src} to {outtype} (status {status}): {' '.join(tail)}")
 
 
-def _read_gguf_header(gguf_path: Path) -> tuple[str, str | None]:
-    """(architecture, tokenizer.ggml.pre) of a GGUF file; ModelError when it cannot be parsed."""
-    import gguf
-
-    try:
-        fields = gguf.GGUFReader(str(gguf_path)).fields
-        pre = fields.get("tokenizer.ggml.pre")
-        return str(fields["general.architecture"].contents()), (str(pre.contents()) if pre is not None else None)
-    except (KeyError, ValueError, OSError, IndexError) as err:
-        raise ModelError(f"{gguf_path} is not a readable GGUF file ({err}); is it truncated or corrupt?") from err
-
-
 def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, dtype: str = "float32", *, force: bool = False,
                progress: Callable[[str, int, int], None] | None = None) -> Path:
     """Dequantize a GGUF into a Hugging Face directory (safetensors, config, tokenizer, generation config)."""
@@ -142,32 +142,42 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, dtype: str = "float32
         raise ModelError(f"Unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}.")
     if not gguf_path.is_file():
         raise ModelError(f"{gguf_path} does not exist or is not a file; pass a .gguf file or a model directory.")
-    arch, pre_tokenizer = _read_gguf_header(gguf_path)
-    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+    from labrador.models.convert_gguf_hf import gguf_to_hf_names, write_hf
+    from labrador.models.convert_gguf_read import GgufFile
 
-    if arch not in GGUF_SUPPORTED_ARCHITECTURES:
-        raise ModelError(f"{gguf_path}: transformers cannot load GGUF architecture {arch!r} "
-                         f"(supported: {', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))}).")
     _check_target(out_dir, force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = _partial(out_dir)
     _remove(tmp)
     try:
-        from labrador.models.convert_hf_load import load_gguf_model, save_tokenizer
-
-        if progress:
-            progress("dequantizing weights", 0, 3)
-        model = load_gguf_model(gguf_path, dtype)
-        if progress:
-            progress("writing safetensors", 1, 3)
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        del model
-        if progress:
-            progress("writing tokenizer", 2, 3)
-        save_tokenizer(gguf_path, tmp, pre_tokenizer)
-        if progress:
-            progress("done", 3, 3)
+        with GgufFile(gguf_path) as gg:  # parses the header: a truncated or foreign file fails here
+            names = gguf_to_hf_names(gg)
+            if names is not None:  # llama + byte-level BPE: our own fast path
+                write_hf(gg, names, tmp, dtype, progress)
+            else:
+                _gguf_to_hf_transformers(gguf_path, tmp, dtype, gg.metadata, progress)
         _move_into_place(tmp, out_dir)
     finally:
         _remove(tmp)
     return out_dir
+
+
+def _gguf_to_hf_transformers(gguf_path: Path, tmp: Path, dtype: str, metadata: dict,
+                             progress: Callable[[str, int, int], None] | None) -> None:
+    """Other architectures and vocabularies: transformers' own GGUF loader (slower, broader)."""
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    from labrador.models.convert_hf_load import load_gguf_model, save_tokenizer
+
+    arch = metadata.get("general.architecture")
+    if arch not in GGUF_SUPPORTED_ARCHITECTURES:
+        raise ModelError(f"{gguf_path}: transformers cannot load GGUF architecture {arch!r} "
+                         f"(supported: {', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))}).")
+    if progress:
+        progress("dequantizing weights (transformers)", 0, 2)
+    model = load_gguf_model(gguf_path, dtype)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    del model
+    if progress:
+        progress("writing tokenizer", 1, 2)
+    save_tokenizer(gguf_path, tmp, metadata.get("tokenizer.ggml.pre"))

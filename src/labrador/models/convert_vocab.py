@@ -17,7 +17,7 @@ from typing import Any
 from labrador.errors import ModelError
 
 # The Llama 3 split regex, as written in Meta's tokenizer.json (llama.cpp calls this pre-tokenizer "llama-bpe").
-_LLAMA3_REGEX = (
+LLAMA3_REGEX = (
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
     "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 )
@@ -36,7 +36,7 @@ def detect_pre_tokenizer(tokenizer_json: dict[str, Any]) -> str | None:
     if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits") and parts[1].get("use_regex", True):
         return "smollm"  # digits one by one, then the GPT-2 regex (SmolLM, Granite 3: same as llama.cpp's "refact")
     if kinds == ["Split", "ByteLevel"] and not parts[1].get("use_regex", True):
-        if (parts[0].get("pattern") or {}).get("Regex") == _LLAMA3_REGEX:
+        if (parts[0].get("pattern") or {}).get("Regex") == LLAMA3_REGEX:
             return "llama-bpe"
     return None
 
