@@ -50,7 +50,10 @@ def test_background_server_list_reuse_and_stop(run_ilab, isolated_home: Path) ->
 def test_ensure_server_starts_and_stop_server_stops(isolated_home: Path) -> None:
     url = background.ensure_server(api_key="k", port=0, threads=1)
     record = background.list_processes()[0]
+    assert record.model == "smollm2-135m-instruct"
     try:
+        models = httpx.get(url + "/models", headers={"Authorization": "Bearer k"}).json()
+        assert [m["id"] for m in models["data"]] == ["smollm2-135m-instruct"]
         assert httpx.get(record.health_url).status_code == 401  # the key reached the child
         assert httpx.get(record.health_url, headers={"Authorization": "Bearer k"}).status_code == 200
     finally:

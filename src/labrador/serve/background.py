@@ -154,7 +154,9 @@ def start_server(model: str | None = None, *, host: str = "127.0.0.1", port: int
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     log = directory / f"serve-{stamp}-{os.getpid()}-{time.monotonic_ns() % 100000}.log"
     ready = log.with_suffix(".ready")
-    command = [sys.executable, "-m", "labrador.cli.main", "model", "serve", "--model", str(model_path),
+    # The child resolves the same name itself (same cwd, config and environment), so it serves it under the
+    # same public name (`smollm2-135m-instruct`, not the file's stem).
+    command = [sys.executable, "-m", "labrador.cli.main", "model", "serve", "--model", model or name,
                "--host", host, "--port", str(port), "--backend", backend, "--ready-file", str(ready)]
     for flag, value in (("--max-ctx-size", max_ctx_size), ("--threads", threads),
                         ("--chat-template", chat_template)):
@@ -244,7 +246,7 @@ def ensure_server(model: str | None = None, *, api_key: str | None = None, **opt
         if record.kind == "serve" and record.model_path == str(model_path) and \
                 _health(record.health_url, api_key) == 200:
             return record.url
-    return start_server(str(model_path), api_key=api_key, **options).url  # type: ignore[arg-type]
+    return start_server(model, api_key=api_key, **options).url  # type: ignore[arg-type]
 
 
 def stop_server(key: str, grace: float = 10.0) -> None:
