@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--n-ctx", type=int, default=2048)
+    parser.add_argument("--modes", default="single,concurrent", help="comma-separated: single, concurrent")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
@@ -104,16 +105,17 @@ def main() -> None:
     try:
         for prompt in PROMPTS[:2]:  # warm-up: page the weights in on both sides
             run_direct(prompt), run_server(prompt)
+        modes = set(args.modes.split(","))
         for repeat in range(args.repeats):
             order = PROMPTS if repeat % 2 == 0 else PROMPTS[::-1]
-            for i, prompt in enumerate(order):  # alternate who goes first, prompt by prompt
+            for i, prompt in enumerate(order if "single" in modes else []):  # alternate who goes first, prompt by prompt
                 runs = [("direct", run_direct), ("server", run_server), ("server_stream", run_stream)]
                 texts = {key: timed(key, fn, prompt) for key, fn in (runs if i % 2 == 0 else runs[::-1])}
                 for key in mismatches:
                     mismatches[key] += texts[key] != texts["direct"]
             prompts = PROMPTS[:args.clients]
             first = [("direct_seq", None), ("server_conc", None)]
-            for key, _ in (first if repeat % 2 == 0 else first[::-1]):
+            for key, _ in (first if repeat % 2 == 0 else first[::-1]) if "concurrent" in modes else ():
                 start = time.perf_counter()
                 if key == "direct_seq":
                     tokens = sum(run_direct(p)[1] for p in prompts)
@@ -127,7 +129,7 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=60)
 
-    rate = {k: tokens / seconds for k, (tokens, seconds) in totals.items()}
+    rate = {k: tokens / seconds if seconds else float("nan") for k, (tokens, seconds) in totals.items()}
     figures = {
         "threads": args.threads, "max_tokens": args.max_tokens, "repeats": args.repeats, "clients": args.clients,
         "tokens_per_s": {k: round(v, 2) for k, v in rate.items()},

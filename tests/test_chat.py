@@ -75,6 +75,18 @@ def test_interactive_session_through_a_pty(isolated_home: Path, tmp_path: Path) 
         child.sendline("/c")
         child.expect("History cleared")
         child.expect(">>> ")
+        child.sendline(f"/l {saved}")
+        child.expect("Loaded 2 messages")
+        child.expect(">>> ")
+        child.sendline("/m")
+        child.expect("Multi-line input on")
+        child.expect(">>> ")
+        child.sendline("/m")
+        child.expect("Multi-line input off")
+        child.expect(">>> ")
+        child.sendline("/n")
+        child.expect("New session")
+        child.expect(">>> ")
         child.sendline("/q")
         child.expect("Bye")
         child.expect(pexpect.EOF)
@@ -84,12 +96,12 @@ def test_interactive_session_through_a_pty(isolated_home: Path, tmp_path: Path) 
     session = json.loads(saved.read_text())
     assert [m["role"] for m in session["messages"]] == ["system", "user", "assistant"]
     assert "Paris" in session["messages"][2]["content"]
-    logs = list((isolated_home / "data" / "labrador" / "chatlogs").glob("chat_*.jsonl"))
-    assert len(logs) == 1
+    logs = sorted((isolated_home / "data" / "labrador" / "chatlogs").glob("chat_*.jsonl"))
+    assert len(logs) == 2  # /n started a second log
     entries = [json.loads(line) for line in logs[0].read_text().splitlines()]
     assert entries[0]["type"] == "session"
     assert [(e["role"], e["content"]) for e in entries if e["type"] == "message"][0] == ("user", QUESTION)
-    assert [e["event"] for e in entries if e["type"] == "event"] == ["save", "clear"]
+    assert [e["event"] for e in entries if e["type"] == "event"] == ["save", "clear", "load"]
 
 
 def test_context_overflow_trims_the_oldest_turns(smollm_gguf: Path, tmp_path: Path) -> None:
