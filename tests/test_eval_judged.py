@@ -54,8 +54,8 @@ def taxonomy(tmp_path: Path) -> Path:
 
 
 def _options(tmp_path: Path, spec: str, **kw) -> EvalOptions:
-    return EvalOptions(model=spec, judge_model=spec, output_dir=tmp_path / "results", max_tokens=24,
-                       judge_max_tokens=24, **kw)
+    return EvalOptions(model=spec, judge_model=spec, output_dir=tmp_path / "results", max_tokens=16,
+                       judge_max_tokens=16, **kw)
 
 
 def _items(results_dir: Path) -> list[dict]:

@@ -10,9 +10,10 @@ import pytest
 from labrador.errors import ConfigError, DataError
 from labrador.eval.branch import mc_tasks, mt_questions
 from labrador.eval.calls import CallCache, Model
+from labrador.eval.dk_bench import check_responses, load_items
 from labrador.eval.judge import Judgment, load_judge_prompts, parse_rating
 from labrador.eval.keyfacts import normalize, score_answer
-from labrador.eval.mmlu_data import load_tasks_dir
+from labrador.eval.mmlu_data import load_hf_mmlu, load_tasks_dir
 from labrador.eval.mt_bench import MTQuestion, TurnResult, judge_messages, load_questions, summarize
 from labrador.eval.mt_report import compare_per_leaf
 from labrador.eval.multiple_choice import (
@@ -110,6 +111,24 @@ def test_tasks_dir_errors_name_file_and_line(tmp_path: Path) -> None:
     bad.write_text('{"question": "three?", "choices": ["a", "b", "c"], "answer": 1}\n')
     with pytest.raises(DataError, match=r"x_test.jsonl:1: expected four non-empty choices"):
         load_tasks_dir(tmp_path)
+
+
+def test_mmlu_without_tasks_dir_offline_says_what_to_do() -> None:
+    with pytest.raises(DataError, match="HF_HUB_OFFLINE=1 forbids downloading it. Pass --tasks-dir"):
+        load_hf_mmlu()  # conftest sets HF_HUB_OFFLINE=1 and an empty cache dir
+
+
+def test_dk_bench_input_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "dk.jsonl"
+    path.write_text('{"user_input": "Q?", "reference": "A"}\n{"user_input": "Q2?"}\n')
+    with pytest.raises(DataError, match=r"dk.jsonl:2: 'reference' must be a non-empty string"):
+        load_items(path)
+    path.write_text('{"user_input": "Q?", "reference": "A"}\nnot json\n')
+    with pytest.raises(DataError, match=r"dk.jsonl:2: not valid JSON"):
+        load_items(path)
+    path.write_text('{"user_input": "Q?", "reference": "A"}\n')
+    with pytest.raises(DataError, match=r"dk.jsonl:1: no 'response' to judge and no --model"):
+        check_responses(load_items(path), path)
 
 
 def test_mt_bench_judge_prompt_choice(shared_dir: Path) -> None:
