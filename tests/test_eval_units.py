@@ -232,3 +232,28 @@ def test_keyfacts_normalisation_and_synonyms() -> None:
     assert score_answer(answer, ["1742", ["ferry man", "ferryman"], "8450", "Dunmere"]) == 0.75
     assert score_answer("concatenate", ["cat"]) == 0.0  # whole words only
     assert score_answer("anything", []) == 1.0
+
+
+def test_mt_bench_comparison_report_per_category(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from labrador.eval.mt_report import write_mt_comparison
+    from labrador.eval.report import ResultsDir
+
+    def turns(scores: list[float | None]) -> list[TurnResult]:
+        cats = ["math", "math", "writing"]
+        return [TurnResult(MTQuestion(str(i), cats[i], ("q",)), 1, "a", Judgment(s, "j"))
+                for i, s in enumerate(scores)]
+
+    out = ResultsDir(tmp_path, "mt_bench")
+    model = Model("m", CountingClient(), "fp")
+    console = io.StringIO()
+    summary = write_mt_comparison(out, Console(file=console, width=100), model, model, model,
+                                  turns([2.0, 4.0, None]), turns([6.0, 8.0, 5.0]), {})
+    final = out.commit()
+    assert summary["categories"]["math"] == {"base": 3.0, "tuned": 7.0, "delta": 4.0}
+    assert summary["categories"]["writing"]["delta"] is None and summary["delta"] == pytest.approx(19 / 3 - 3)
+    assert (final / "comparison.png").is_file() and (final / "items.jsonl").is_file()
+    assert not final.name.startswith(".") and "writing" in console.getvalue()
