@@ -38,7 +38,7 @@ def make_taxonomy(root: Path) -> Path:
 def one_run(taxonomy: Path, out: Path, workers: int, args: argparse.Namespace, client=None,
             endpoint: str | None = None) -> dict:
     options = GenerateOptions(scale_factor=args.scale, max_num_tokens=args.max_tokens, chunk_size=1000,
-                              num_workers=workers, seed=11)
+                              num_workers=workers, seed=11, timeout=900)
     request = GenerateRequest(taxonomy, out, taxonomy_base="empty", pipeline="simple", options=options,
                               endpoint_urls=[endpoint] if endpoint else [], use_cache=False)
     started = time.perf_counter()
@@ -47,6 +47,9 @@ def one_run(taxonomy: Path, out: Path, workers: int, args: argparse.Namespace, c
     rows = sum(leaf["rows"] for leaf in result.summary["leaves"])
     t = result.summary["teacher_stats"]
     tokens = t["prompt_tokens"] + t["completion_tokens"]
+    for leaf in result.summary["leaves"]:
+        if leaf["error"]:
+            print(f"  note: {leaf['leaf']}: {leaf['error']}", flush=True)
     return {"workers": workers, "wall_s": round(wall, 1), "accepted_rows": rows, "requests": t["requests"],
             "rows_per_min": round(60 * rows / wall, 2), "teacher_tokens": tokens,
             "tokens_per_row": round(tokens / rows, 1) if rows else None, "busy_ratio": t["busy_ratio"]}
@@ -63,7 +66,8 @@ def start_server(threads: int, tmp: Path) -> tuple[subprocess.Popen, str]:
             raise SystemExit("`ilab model serve` did not start")
         time.sleep(0.5)
     time.sleep(0.5)
-    return proc, json.loads(ready.read_text())["url"].rstrip("/") + "/v1"
+    url = json.loads(ready.read_text())["url"].rstrip("/")
+    return proc, url if url.endswith("/v1") else url + "/v1"
 
 
 def main() -> None:

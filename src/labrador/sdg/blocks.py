@@ -102,8 +102,9 @@ class LLMBlock(Block):
         return [*msgs, {"role": "user", "content": user}]
 
     def parse(self, text: str) -> list[dict[str, str]]:
-        if self.prompt.mode == "completion" and self.prompt.prefix:
-            text = f"{self.prompt.prefix} {text.lstrip(' ')}"
+        prefix = self.prompt.prefix
+        if self.prompt.mode == "completion" and prefix and not text.lstrip().lower().startswith(prefix.lower()):
+            text = f"{prefix} {text.lstrip(' ')}"  # the prompt ended with the first tag; put it back
         if self.parser == "regex":
             return parse_regex(text, str(self.config.get("pattern", r"(.+)")), self.output_cols[0])
         if self.parser == "text":
