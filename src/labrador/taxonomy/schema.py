@@ -45,6 +45,13 @@ def schema_for(version: int, schema_name: str) -> dict[str, Any]:
 
 
 @functools.cache
+def _stripped(version: int, schema_name: str) -> dict[str, Any]:
+    from labrador.taxonomy.fastschema import strip
+
+    return strip(schema_for(version, schema_name))
+
+
+@functools.cache
 def _validator(version: int, schema_name: str) -> Any:
     from jsonschema import Draft202012Validator
 
@@ -98,6 +105,13 @@ def _item_name(path: PathKey, index: int) -> str:
 
 def validate(data: dict[str, Any], version: int, schema_name: str) -> list[tuple[PathKey, bool, str]]:
     """Every schema violation as (path, points_at_key, message), in file order of their paths."""
+    from labrador.taxonomy import fastschema
+
+    try:
+        if fastschema.is_valid(_stripped(version, schema_name), data):
+            return []  # exactly jsonschema's verdict (see fastschema), at a fraction of the cost
+    except fastschema.Unsupported:
+        pass
     problems: dict[tuple[PathKey, bool, str], None] = {}  # jsonschema repeats some (one `required` per key)
     for err in _validator(version, schema_name).iter_errors(data):
         problems.update(dict.fromkeys(_translate(err)))
