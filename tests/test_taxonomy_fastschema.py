@@ -77,7 +77,7 @@ def test_fixtures_agree(doc: Any) -> None:
     _agree(doc)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(mutated())
 def test_fast_check_agrees_with_jsonschema_on_mutated_documents(doc: Any) -> None:
     _agree(doc)
