@@ -59,7 +59,7 @@ def start_server(threads: int, tmp: Path) -> tuple[subprocess.Popen, str]:
     ready = tmp / "ready.json"
     proc = subprocess.Popen([ILAB, "model", "serve", "--port", "0", "--threads", str(threads), "--max-ctx-size",
                              "4096", "--ready-file", str(ready)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=(tmp / "server.log").open("w"))
     deadline = time.time() + 300
     while not ready.exists():
         if proc.poll() is not None or time.time() > deadline:
@@ -86,6 +86,9 @@ def main() -> None:
         try:
             for r in range(args.rounds):
                 for workers in (1, 8):
+                    if proc.poll() is not None:
+                        raise SystemExit(f"the server exited ({proc.returncode}): "
+                                         f"{(tmp / 'server.log').read_text()[-2000:]}")
                     row = one_run(taxonomy, tmp / f"s{r}{workers}", workers, args, endpoint=url)
                     print("server", row, flush=True)
                     results["server"].append(row)

@@ -91,7 +91,10 @@ def make_taxonomy(root: Path, leaves: dict[str, str]) -> Path:
         leaf = root / rel
         leaf.mkdir(parents=True)
         if rel.startswith("knowledge"):
-            (leaf / "qna.yaml").write_text(KNOWLEDGE)  # no docs/ folder: the documents are missing
+            (leaf / "qna.yaml").write_text(KNOWLEDGE)
+            if marker == "WITH_DOCS":  # otherwise there is no docs/ folder: the documents are missing
+                (leaf / "docs").mkdir()
+                (leaf / "docs" / "brindle.md").write_text("# Brindle\n\n" + "Brindle is a town. " * 200)
         else:
             (leaf / "qna.yaml").write_text(SKILL.format(marker=marker))
     git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
@@ -137,13 +140,14 @@ def test_each_bad_leaf_is_reported_and_the_good_one_completes(tmp_path: Path, te
 
 
 def test_exit_zero_when_every_leaf_produced_data(tmp_path: Path, teacher_url: str, run_ilab) -> None:
-    taxonomy = make_taxonomy(tmp_path / "tax", {"compositional_skills/good": "MODE_OK"})
+    taxonomy = make_taxonomy(tmp_path / "tax", {"compositional_skills/good": "MODE_OK",
+                                                "knowledge/brindle": "WITH_DOCS"})
     result = run_ilab(*generate_args(taxonomy, tmp_path / "out", teacher_url), timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     listed = run_ilab("data", "list", "--output-dir", str(tmp_path / "out"), "--json")
     runs = json.loads(listed.stdout)
-    assert len(runs) == 1 and runs[0]["generated"] >= 5 and runs[0]["pipeline"] == "simple"
-    assert runs[0]["teacher"] == "fake-teacher" and runs[0]["test"] == 5
+    assert len(runs) == 1 and runs[0]["generated"] >= 10 and runs[0]["pipeline"] == "simple"
+    assert runs[0]["teacher"] == "fake-teacher" and runs[0]["test"] == 5 + 15 and runs[0]["knowledge"] >= 5
     # the alias `ilab generate` is the same command
     again = run_ilab(*generate_args(taxonomy, tmp_path / "out2", teacher_url)[1:], timeout=60)
     assert again.returncode == 0, again.stderr

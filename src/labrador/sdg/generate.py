@@ -20,6 +20,7 @@ from typing import Any
 
 from labrador.errors import DataError, LabradorError
 from labrador.llm.base import LLMClient
+from labrador.sdg.chunking import approx_tokens
 from labrador.sdg.context import GenerateOptions, LeafContext
 from labrador.sdg.output import LeafResult, RunWriter
 from labrador.sdg.pipeline import Pipeline, load_pipeline_set
@@ -147,7 +148,7 @@ def generate(request: GenerateRequest, client: LLMClient | None = None,
     client = client or make_client(request)
     teacher = Teacher(client, workers=options.num_workers, timeout=options.timeout, use_cache=request.use_cache)
     display = display or ProgressDisplay(enabled=False)
-    count_tokens = getattr(client, "count_tokens", None) or None
+    count_tokens = getattr(client, "count_tokens", None) or approx_tokens
     tests = [t["question"] for leaf in leaves for t in test_examples(leaf)]
     decontaminator = Decontaminator(tests, options.decontam_ngram, options.decontam_threshold)
     root = Path(request.taxonomy_path)
