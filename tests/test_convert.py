@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from labrador.errors import ModelError
-from labrador.models.convert import hf_to_gguf
+from labrador.models.convert import gguf_to_hf, hf_to_gguf
 
 TEXT = ["the quick brown fox jumps over the lazy dog 12345", "a model that reads numbers 2024 and words",
         "llamas eat grass; dogs chase the fox"] * 20
@@ -133,6 +133,23 @@ def test_llama_cpp_quantizer_output(tiny_hf: Path, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def test_f32_round_trip_is_exact(tiny_hf: Path, tmp_path: Path) -> None:
+    """HF -> GGUF f32 -> HF (our llama reader) gives back the same weights, config and tokenization."""
+    from safetensors.numpy import load_file
+    from transformers import AutoTokenizer
+
+    back = gguf_to_hf(hf_to_gguf(tiny_hf, tmp_path / "tiny.gguf", "f32"), tmp_path / "back")
+    before, after = load_file(tiny_hf / "model.safetensors"), load_file(back / "model.safetensors")
+    assert sorted(before) == sorted(after)
+    for name, value in before.items():  # q/k rows permuted for llama.cpp and back: bit-exact
+        assert np.array_equal(value, after[name]), name
+    config_before, config_after = (json.loads((d / "config.json").read_text()) for d in (tiny_hf, back))
+    for key in ("hidden_size", "num_key_value_heads", "head_dim", "vocab_size", "tie_word_embeddings", "rms_norm_eps"):
+        assert config_after[key] == config_before[key], key
+    text = "<|im_start|>the lazy fox reads 2024 words<|im_end|>"
+    assert AutoTokenizer.from_pretrained(back)(text).input_ids == AutoTokenizer.from_pretrained(tiny_hf)(text).input_ids
+
+
 def test_failed_conversion_leaves_nothing(tiny_hf: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     broken = work / "broken"
@@ -169,8 +186,9 @@ def test_cli_converts_and_reports(tiny_hf: Path, tmp_path: Path, run_ilab) -> No
     assert out.is_file() and f"Wrote {out}" in result.stdout
 
 
-@pytest.mark.parametrize("case", ["missing", "no-config", "not-gguf", "unsupported-arch", "wrong-direction"])
-def test_cli_bad_inputs(case: str, tiny_hf: Path, tmp_path: Path, run_ilab) -> None:
+@pytest.mark.parametrize("case", ["missing", "no-config", "not-gguf", "unsupported-arch", "wrong-direction",
+                                  "truncated-gguf"])
+def test_cli_bad_inputs(case: str, tiny_hf: Path, tmp_path: Path, run_ilab, smollm_gguf: Path) -> None:
     target = tmp_path / case
     args: tuple[str, ...] = ()
     if case == "no-config":
@@ -184,6 +202,10 @@ def test_cli_bad_inputs(case: str, tiny_hf: Path, tmp_path: Path, run_ilab) -> N
         (target / "config.json").write_text(json.dumps({"architectures": ["GPT2LMHeadModel"]}))
     elif case == "wrong-direction":
         target, args = tiny_hf, ("--to", "hf")
+    elif case == "truncated-gguf":
+        target = tmp_path / "cut.gguf"
+        with smollm_gguf.open("rb") as src:
+            target.write_bytes(src.read(3_000_000))
     result = run_ilab("model", "convert", "-m", str(target), *args, "-o", str(tmp_path / "out"))
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -92,6 +92,11 @@ def _write_weights(gg: GgufFile, names: dict[str, str], out_dir: Path, dtype: st
     (out_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
 
 
+def _f32(value: float) -> float:
+    """GGUF stores float32: 1e-05 comes back as 9.99999974e-06; print it as the config that was written."""
+    return float(f"{value:.7g}")
+
+
 def _write_config(gg: GgufFile, out_dir: Path, dtype: str) -> None:
     from transformers import GenerationConfig, LlamaConfig
 
@@ -106,8 +111,8 @@ def _write_config(gg: GgufFile, out_dir: Path, dtype: str) -> None:
         num_attention_heads=n_head, num_key_value_heads=int(md.get("llama.attention.head_count_kv", n_head)),
         head_dim=int(md.get("llama.attention.key_length", md.get("llama.rope.dimension_count", hidden // n_head))),
         max_position_embeddings=int(md.get("llama.context_length", 2048)),
-        rms_norm_eps=float(md.get("llama.attention.layer_norm_rms_epsilon", 1e-6)),
-        rope_theta=float(md.get("llama.rope.freq_base", 10000.0)),
+        rms_norm_eps=_f32(md.get("llama.attention.layer_norm_rms_epsilon", 1e-6)),
+        rope_theta=_f32(md.get("llama.rope.freq_base", 10000.0)),
         tie_word_embeddings="output.weight" not in gg.tensors,
         attention_bias="blk.0.attn_q.bias" in gg.tensors, architectures=["LlamaForCausalLM"], dtype=dtype,
         **special,
