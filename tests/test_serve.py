@@ -218,8 +218,15 @@ def test_chat_streamer_over_http(server: Server) -> None:
 
 
 def test_sigterm_stops_cleanly(server: Server) -> None:
-    """Last test of the module: it stops the shared server."""
+    """Last test of the module: it stops the shared server while a long answer is being streamed."""
+    stream = server.client().completions.create(model="m", prompt="Once upon a time", temperature=0,
+                                                max_tokens=3000, stream=True)
+    pieces = iter(stream)
+    assert next(pieces).choices[0].text is not None  # generation is under way
     server.process.send_signal(signal.SIGTERM)
+    with pytest.raises(openai.APIError, match="shutting down"):
+        for _ in pieces:
+            pass
     code = server.process.wait(timeout=60)
     out = server.process.stdout.read()
     assert code == 0, server.process.stderr.read()

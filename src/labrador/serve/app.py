@@ -8,9 +8,11 @@ exception. The server is single-model: the request's "model" field is accepted w
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -33,7 +35,7 @@ class Backend(Protocol):
     model_id: str
     context_size: int
 
-    async def complete(self, req: GenerationRequest) -> dict[str, Any]: ...
+    async def complete(self, req: GenerationRequest, stop: threading.Event | None = None) -> dict[str, Any]: ...
 
     def stream(self, req: GenerationRequest) -> AsyncIterator[dict[str, Any]]: ...
 
@@ -102,6 +104,15 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise RequestError(f"The request body is not valid JSON: {err}.", code="invalid_json") from None
 
 
+async def _watch_disconnect(request: Request, stop: threading.Event) -> None:
+    """Set `stop` when the client hangs up before its (non-streamed) answer is ready."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            stop.set()
+            return
+
+
 def _sse(chunk: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
@@ -140,7 +151,12 @@ def create_app(backend: Backend, *, api_key: str | None = None,
         try:
             req = parse_request(await _read_json(request, max_body_bytes), chat=chat)
             if not req.stream:
-                return _json(await backend.complete(req))
+                stop = threading.Event()
+                watcher = asyncio.create_task(_watch_disconnect(request, stop))
+                try:
+                    return _json(await backend.complete(req, stop))
+                finally:
+                    watcher.cancel()
             chunks = aiter(backend.stream(req))
             # Wait for the first chunk before sending the status line, so that a refused request (context
             # too long) still gets a proper 400 instead of an error inside a 200 stream.

@@ -137,13 +137,16 @@ def _uvicorn_server(app: Any) -> Any:
     return Server(config)
 
 
-async def _serve(server: Any, sock: socket.socket, on_ready: Callable[[], None]) -> None:
+async def _serve(server: Any, sock: socket.socket, backend: Any, on_ready: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
         if server.should_exit:  # a second Ctrl+C: do not wait for open requests
             server.force_exit = True
         server.should_exit = True
+        # Running and queued generations end at their next token and answer 503, so that open connections
+        # close within a second instead of holding the shutdown for a whole answer.
+        backend.begin_shutdown()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
@@ -180,7 +183,7 @@ def run_server(options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
                 _write_ready(options.ready_file, ready)
             on_ready(ready)
 
-        asyncio.run(_serve(server, sock, announce))
+        asyncio.run(_serve(server, sock, backend, announce))
     finally:
         backend.close()
     return 0

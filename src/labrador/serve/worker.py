@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from labrador.serve.protocol import GenerationRequest
+from labrador.serve.protocol import GenerationRequest, RequestError
 
 T = TypeVar("T")
 Emit = Callable[[Any], None]
@@ -56,8 +56,21 @@ class WorkerBackend:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
-    async def complete(self, req: GenerationRequest) -> dict[str, Any]:
-        return await self.run(self.generate, req, self._closing.is_set)
+    def _shutting_down(self) -> RequestError:
+        return RequestError("The server is shutting down; this request was stopped. Retry on another server.",
+                            status=503, kind="server_error", code="shutting_down")
+
+    async def complete(self, req: GenerationRequest, stop: threading.Event | None = None) -> dict[str, Any]:
+        """A full response; setting `stop` (the client went away) ends the generation at the next token."""
+        stop = stop or threading.Event()
+
+        def cancelled() -> bool:
+            return stop.is_set() or self._closing.is_set()
+
+        result = await self.run(self.generate, req, cancelled)
+        if self._closing.is_set():  # cut short: an empty or partial text must not look like an answer
+            raise self._shutting_down()
+        return result
 
     async def stream(self, req: GenerationRequest) -> AsyncIterator[dict[str, Any]]:
         """Chunks as the worker produces them; leaving the loop early (client gone) stops generation."""
@@ -78,6 +91,8 @@ class WorkerBackend:
             try:
                 if not cancelled():
                     self.produce(req, emit, cancelled)
+                if self._closing.is_set():
+                    emit(_Failure(self._shutting_down()))
             except BaseException as err:  # noqa: BLE001 - handed to the awaiting coroutine
                 emit(_Failure(err))
             finally:
@@ -94,6 +109,10 @@ class WorkerBackend:
                 yield item
         finally:
             stop.set()
+
+    def begin_shutdown(self) -> None:
+        """Stop running and queued generations at their next token (they answer 503)."""
+        self._closing.set()
 
     def close(self) -> None:
         """Stop running generations at their next token, wait for the worker, free the model."""
