@@ -20,11 +20,14 @@ QUESTION = "What is the capital of France?"
 pytestmark = pytest.mark.slow
 
 
-def test_quick_question_answers_paris(run_ilab) -> None:
+def test_quick_question_answers_paris(run_ilab, isolated_home: Path) -> None:
     result = run_ilab("model", "chat", "-qq", QUESTION, "--greedy", "--threads", "1")
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout
     assert not result.stderr.strip()
+    (log,) = (isolated_home / "data" / "labrador" / "chatlogs").glob("chat_*.jsonl")
+    roles = [json.loads(line).get("role") for line in log.read_text().splitlines()]
+    assert roles == [None, "user", "assistant"]
 
 
 def _closed_port() -> int:

@@ -44,14 +44,17 @@ def chat(question: tuple[str, ...], model: str | None, endpoint_url: str | None,
     client, streamer, name = connect(model or (None if endpoint_url else cfg.model), endpoint_url, api_key,
                                      n_threads=threads)
     try:
+        session = ChatSession(name, system, Path(cfg.logs_dir).expanduser())
         if quick is not None:
-            click.echo(ask_once(client, quick, system, params))
+            answer = ask_once(client, quick, system, params)
+            session.add("user", quick)
+            session.add("assistant", answer)
+            click.echo(answer)
             return
         from rich.console import Console
 
         from labrador.chat.terminal import ChatLoop
 
-        session = ChatSession(name, system, Path(cfg.logs_dir).expanduser())
         loop = ChatLoop(streamer, session, params, Console(highlight=False))
         where = endpoint_url or "in-process"
         if question:
