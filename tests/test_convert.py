@@ -94,6 +94,37 @@ def test_gguf_logits_match_transformers(tiny_hf: Path, reference: tuple[list[int
     assert (got.argmax(-1) == expected.argmax(-1)).mean() >= (1.0 if outtype != "q8_0" else 0.85)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["granite", "mistral"])
+def test_other_llama_family_architectures(arch: str, tiny_hf: Path, tmp_path: Path,
+                                          reference: tuple[list[int], np.ndarray]) -> None:
+    """Granite (llama.cpp's `granite` graph with its four multipliers) and Mistral convert with matching logits."""
+    import torch
+    from transformers import GraniteConfig, GraniteForCausalLM, MistralConfig, MistralForCausalLM
+
+    config_cls, model_cls, extra = {
+        "granite": (GraniteConfig, GraniteForCausalLM, {"attention_multiplier": 0.2, "embedding_multiplier": 3.0,
+                                                        "residual_multiplier": 0.5, "logits_scaling": 2.0}),
+        "mistral": (MistralConfig, MistralForCausalLM, {"sliding_window": None}),
+    }[arch]
+    model_dir = tmp_path / arch
+    model_dir.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (model_dir / name).write_bytes((tiny_hf / name).read_bytes())
+    config = config_cls(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, initializer_range=0.2,
+                        **extra)
+    torch.manual_seed(1)
+    model = model_cls(config).eval()
+    model.save_pretrained(model_dir)
+    ids = reference[0]
+    with torch.no_grad():
+        expected = model(torch.tensor([ids])).logits[0].numpy()
+    got = _llama_cpp_logits(hf_to_gguf(model_dir, tmp_path / f"{arch}.gguf", "f32"), ids)
+    assert float(np.abs(got - expected).max()) <= 5e-3 * float(np.abs(expected).max())  # measured ~2e-3
+
+
 def test_gguf_metadata(tiny_hf: Path, tmp_path: Path) -> None:
     import gguf
 
