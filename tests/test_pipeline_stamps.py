@@ -190,3 +190,48 @@ def test_stop_after_ends_early(setup: tuple[PipelineSettings, FakeStages]) -> No
     settings, fake = setup
     run_pipeline(settings, fake.functions(), log=lambda _: None, stop_after="prepare_data")
     assert fake.calls == ["generate", "prepare_data"]
+
+
+def test_prepare_data_drops_contaminated_rows_and_adds_closed_book_and_seed_rows(tmp_path: Path) -> None:
+    from labrador.pipeline.stages import prepare_data
+
+    heldout = tmp_path / "heldout.yaml"
+    heldout.write_text("questions:\n  - question: Who founded the town of Kelderwick?\n    key_facts: [Penhallow]\n")
+    system = {"role": "system", "content": "sys"}
+
+    def row(user: str, answer: str, dataset: str = "knowledge_p07") -> dict[str, Any]:
+        return {"messages": [system, {"role": "user", "content": user}, {"role": "assistant", "content": answer}],
+                "metadata": {"leaf_kind": "knowledge", "dataset": dataset}, "unmask": True}
+
+    doc = "Kelderwick was founded in 1742 by Aldous Penhallow, a ferryman."
+    rows = [row(f"{doc}\n\nWho founded the town of Kelderwick?", "Aldous Penhallow."),  # leaks a held-out question
+            row(f"{doc}\n\nWhat was Aldous Penhallow's job?", "Aldous Penhallow was a ferryman."),  # grounded
+            row(f"{doc}\n\nWhen was the Great Flood?", "The Great Flood was in 2020.")]  # invented: no copy
+    generated = tmp_path / "knowledge_train_msgs_x.jsonl"
+    generated.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = PipelineSettings(taxonomy_path=tmp_path, run_dir=tmp_path, heldout=heldout)
+    leaves = [{"rel_path": "knowledge/k/qna.yaml", "kind": "knowledge", "qna_path": str(tmp_path / "qna.yaml"),
+               "seeds": ["In what year was Kelderwick founded?"], "seed_qa": [["In what year?", "In 1742."]]}]
+    out = prepare_data(settings, {"knowledge": [str(generated)], "skills": []}, leaves, tmp_path / "data")
+    assert [r["heldout"] for r in out["removed"]] == ["Who founded the town of Kelderwick?"]
+    kept = [json.loads(line) for line in Path(out["files"]["knowledge"]).read_text().splitlines()]
+    users = [r["messages"][1]["content"] for r in kept]
+    assert users[2:] == ["What was Aldous Penhallow's job?", "In what year?"]
+    assert out["knowledge_closed_book"] == 1 and out["knowledge_seed_qa"] == 1 and out["knowledge_rows"] == 4
+    assert kept[-1]["messages"][0] == system and kept[2]["unmask"] is False
+
+    leaves[0]["seeds"].append("Who founded the town of Kelderwick?")  # a held-out question among the seeds
+    with pytest.raises(Exception, match="Held-out questions must be unseen"):
+        prepare_data(settings, {"knowledge": [str(generated)], "skills": []}, leaves, tmp_path / "data")
+
+
+def test_decontaminator_catches_copies_and_rewordings_not_topics() -> None:
+    from labrador.pipeline.decontam import Decontaminator
+
+    checker = Decontaminator(["Who founded the town of Kelderwick?",
+                              "In which year did the Lantern Tide Festival take place for the first time?"])
+    assert checker.match("who FOUNDED the town of kelderwick") is not None
+    assert checker.match("Document:\nsome text.\n\nWho founded the town of Kelderwick, and when?") is not None
+    assert checker.match("In which year did the Lantern Tide Festival happen for the first time?") is not None
+    assert checker.match("The village is a small part of the town of Kelderwick.") is None
+    assert checker.match("In which year was the Copperbell Bridge built?") is None

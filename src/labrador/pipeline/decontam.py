@@ -3,12 +3,13 @@
 We compare word n-grams after normalisation (lower case, letters and digits only). A held-out question is
 *contaminated* by a training text when either
 - the training text contains the whole normalised question (any length), or
-- at least `ratio` (default 0.5) of the question's word trigrams occur in one sentence of the training text
-  (a near-paraphrase with the same wording), or
+- at least `ratio` (default 0.5) of the question's word trigrams, and at least `min_shared` (default 3) of
+  them, occur in one sentence of the training text (a near-paraphrase with the same wording), or
 - the two share any run of `long_n` (default 8) words (the GPT-3 style long n-gram test, for long questions).
 
-Short, generic trigrams like "in what year" alone never reach the ratio for questions of six words or more,
-so the check catches copies and light rewordings, not questions that merely share a topic.
+The `min_shared` floor keeps short questions from matching on a topic phrase alone ("the town of Kelderwick"
+shares 2 of the 4 trigrams of "Who founded the town of Kelderwick?"), so the check catches copies and light
+rewordings, not texts that merely share a topic.
 """
 
 from __future__ import annotations
@@ -56,8 +57,10 @@ class DecontaminationReport:
 class Decontaminator:
     """Index the held-out questions once, then test any number of training texts against them."""
 
-    def __init__(self, heldout_questions: Iterable[str], ratio: float = 0.5, long_n: int = 8) -> None:
+    def __init__(self, heldout_questions: Iterable[str], ratio: float = 0.5, long_n: int = 8,
+                 min_shared: int = 3) -> None:
         self.ratio = ratio
+        self.min_shared = min_shared
         self.long_n = long_n
         self.questions = [q for q in heldout_questions if words(q)]
         self._tokens = [words(q) for q in self.questions]
@@ -80,7 +83,7 @@ class Decontaminator:
                 return Overlap(question, text, f"shares a {self.long_n}-word run")
             for seg_tri in segments:  # sentence by sentence, so a question inside a long prompt is found
                 shared = len(q_tri & seg_tri)
-                if q_tri and shared / len(q_tri) >= self.ratio:
+                if q_tri and shared / len(q_tri) >= self.ratio and shared >= min(self.min_shared, len(q_tri)):
                     return Overlap(question, text, f"shares {shared}/{len(q_tri)} word trigrams")
         return None
 

@@ -56,10 +56,11 @@ def write_report(settings: PipelineSettings, result: Any) -> Path:
                                               for leaf in out["validate"]["leaves"]] + [""]
     dec = out.get("prepare_data")
     if dec:
-        lines += ["## Data", "", "| set | generated | closed-book copies added | trained on |", "|---|---|---|---|"]
+        lines += ["## Data", "", "| phase | generated | + closed-book copies | + seed Q&A | trained on |",
+                  "|---|---|---|---|---|"]
         for kind in ("knowledge", "skills"):
             lines.append(f"| {kind} | {dec.get(kind + '_generated', 0)} | {dec.get(kind + '_closed_book', 0)} | "
-                         f"{dec.get(kind + '_rows', 0)} |")
+                         f"{dec.get(kind + '_seed_qa', 0)} | {dec.get(kind + '_rows', 0)} |")
         lines += ["", f"Decontamination: {len(dec['removed'])} row(s) removed that overlapped one of "
                       f"{dec['heldout_questions']} held-out questions (word n-gram check).", ""]
         per_leaf = out.get("generate", {}).get("per_leaf", {})

@@ -26,7 +26,8 @@ class PipelineSettings:
     max_num_tokens: int = 192
     num_workers: int = 2
     seed: int = 42
-    closed_book: bool = True  # also train each knowledge Q&A without its document (how users ask)
+    closed_book: bool = True  # also train each grounded knowledge Q&A without its document (how users ask)
+    train_on_seeds: bool = True  # add the knowledge leaves' own seed Q&A pairs to the training data
     # training (knowledge phase, then skills phase from the knowledge checkpoint)
     train_pipeline: str = "simple"  # simple = LoRA, full = every weight
     knowledge_epochs: int = 3
@@ -53,7 +54,7 @@ class PipelineSettings:
                 "chunk_size": self.chunk_size, "max_num_tokens": self.max_num_tokens, "seed": self.seed}
 
     def data_inputs(self) -> dict[str, Any]:
-        return {"heldout": self.heldout, "closed_book": self.closed_book}
+        return {"heldout": self.heldout, "closed_book": self.closed_book, "seeds": self.train_on_seeds}
 
     def training_inputs(self, phase: str) -> dict[str, Any]:
         epochs, lr = ((self.knowledge_epochs, self.knowledge_lr) if phase == "knowledge"

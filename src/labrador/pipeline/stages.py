@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ def validate(settings: PipelineSettings) -> list[dict[str, Any]]:
         raise LabradorError(f"No new or changed leaves in {settings.taxonomy_path} against "
                             f"'{settings.taxonomy_base}'; add or edit a qna.yaml, or pass --taxonomy-base empty.")
     return [{"rel_path": leaf.rel_path, "kind": leaf.kind, "qna_path": str(leaf.qna_path),
-             "seeds": _seed_texts(leaf)} for leaf in leaves]
+             "seeds": _seed_texts(leaf),
+             "seed_qa": [[qa.question, qa.answer] for seed in leaf.seed_examples for qa in seed.questions_and_answers]}
+            for leaf in leaves]
 
 
 def _seed_texts(leaf: Any) -> list[str]:
@@ -83,11 +86,26 @@ def heldout_sets(settings: PipelineSettings) -> list[QuestionSet]:
     return [load_question_set(p) for p in (settings.heldout,) if p is not None]
 
 
+_NAME_OR_NUMBER = re.compile(r"\d[\d,.]*\d|\d|[A-Z][\w-]*")
+
+
+def grounded_in(answer: str, source: str) -> bool:
+    """True when every number and capitalised word of `answer` (past its first word) occurs in `source`.
+
+    A cheap faithfulness filter: a small teacher often invents names and dates ("the Great Flood of 2020");
+    such an answer must not be taught without its document.
+    """
+    names = _NAME_OR_NUMBER.findall(answer)[1:] if answer[:1].isupper() else _NAME_OR_NUMBER.findall(answer)
+    words = set(_NAME_OR_NUMBER.findall(source))
+    return all(n.rstrip(".,") in words or n in words for n in names)
+
+
 def closed_book_copy(row: dict[str, Any]) -> dict[str, Any] | None:
     """A knowledge Q&A row asked without its document (the question is the user turn's last paragraph).
 
     Knowledge rows put the source chunk before the question, but users ask without the document; a copy of
-    each Q&A with the question alone teaches the answer itself. Summary rows (no question) give None.
+    each Q&A with the question alone teaches the answer itself. Summary rows (no question) and answers that
+    name things the source chunk does not (see `grounded_in`) give None.
     """
     meta = row.get("metadata") or {}
     if meta.get("leaf_kind") != "knowledge" or "summary_kind" in meta:
@@ -96,8 +114,9 @@ def closed_book_copy(row: dict[str, Any]) -> dict[str, Any] | None:
     users = [m for m in messages if m.get("role") == "user"]
     if len(users) != 1 or "\n\n" not in users[0]["content"]:
         return None
-    question = users[0]["content"].rsplit("\n\n", 1)[1].strip()
-    if not question:
+    source, question = (part.strip() for part in users[0]["content"].rsplit("\n\n", 1))
+    answers = [m.get("content", "") for m in messages if m.get("role") == "assistant"]
+    if not question or len(answers) != 1 or not grounded_in(answers[0], source):
         return None
     copied = [dict(m, content=question) if m is users[0] else dict(m) for m in messages]
     return {**{k: v for k, v in row.items() if k not in ("messages", "metadata", "id", "user")},
@@ -106,19 +125,37 @@ def closed_book_copy(row: dict[str, Any]) -> dict[str, Any] | None:
             **({"user": question} if "user" in row else {})}
 
 
+def seed_rows(leaves: list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
+    """The contributors' own knowledge Q&A pairs as closed-book training rows (they are correct by definition)."""
+    rows = []
+    for leaf in leaves:
+        for n, (question, answer) in enumerate(leaf.get("seed_qa", [])):
+            messages = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+            rows.append({"id": f"seed-{leaf['rel_path']}-{n}", "messages": messages, "unmask": False,
+                         "metadata": {"leaf": leaf["rel_path"], "leaf_kind": leaf["kind"], "dataset": "seed_qa"}})
+    return rows
+
+
 def prepare_data(settings: PipelineSettings, generated: dict[str, Any], leaves: list[dict[str, Any]],
                  out_dir: Path) -> dict[str, Any]:
-    """Decontaminate, then add closed-book copies of the knowledge Q&A (see `closed_book_copy`)."""
+    """Decontaminate; then add closed-book copies of the grounded knowledge Q&A (see `closed_book_copy`) and
+    the knowledge leaves' seed Q&A pairs, to both phases (phase 2 replays phase 1's knowledge, like sdg does)."""
     result = decontaminate(settings, generated, leaves, out_dir)
-    if settings.closed_book:
-        for kind in ("knowledge", "skills"):
-            path = Path(result["files"][kind])
-            rows = _read_jsonl(path)
-            source = [r for r in rows if (r.get("metadata") or {}).get("dataset") in ("knowledge_p07", None)]
+    for kind in ("knowledge", "skills"):
+        path = Path(result["files"][kind])
+        rows = _read_jsonl(path)
+        copies: list[dict[str, Any]] = []
+        if settings.closed_book:
+            source = [r for r in rows if (r.get("metadata") or {}).get("dataset") == "knowledge_p07"]
             copies = [c for c in map(closed_book_copy, source) if c is not None]
-            _write_jsonl(path, rows + copies)
-            result[f"{kind}_closed_book"] = len(copies)
-            result[f"{kind}_rows"] = len(rows) + len(copies)
+        system = next((m["content"] for r in rows for m in r.get("messages", [])[:1] if m.get("role") == "system"),
+                      eval_system_prompt())
+        seeds = seed_rows(leaves, system) if settings.train_on_seeds else []
+        _write_jsonl(path, rows + copies + seeds)
+        result[f"{kind}_closed_book"] = len(copies)
+        result[f"{kind}_seed_qa"] = len(seeds)
+        result[f"{kind}_rows"] = len(rows) + len(copies) + len(seeds)
     return result
 
 
