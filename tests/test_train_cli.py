@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from test_train_support import fact_records, tiny_llama_dir, write_jsonl
 
 

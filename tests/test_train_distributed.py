@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_train_support import fact_records, read_metrics, tiny_llama_dir, write_jsonl
 
 from labrador.train.options import TrainOptions
 from labrador.train.run import run_training
+from test_train_support import fact_records, read_metrics, tiny_llama_dir, write_jsonl
 
 TOLERANCE = 1e-4
 

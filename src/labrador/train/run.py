@@ -178,6 +178,7 @@ def _run(opts: TrainOptions, source: student.Student, env: distributed.DistEnv) 
                    "phases": {p.name: {"status": "pending"} for p in plans}}
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        student.hf_dir_for(source)  # a GGUF is dequantized once, by rank 0, before the others read the copy
     distributed.barrier(env)
     tokenizer = student.load_tokenizer(source)
     metrics = MetricsLog(run_dir / "metrics.jsonl", env.is_main)
