@@ -211,9 +211,10 @@ def test_refuses_unknown_pre_tokenizer_and_existing_output(tiny_hf: Path, tmp_pa
 
 
 def test_cli_converts_and_reports(tiny_hf: Path, tmp_path: Path, run_ilab) -> None:
-    out = tmp_path / "cli.gguf"
-    result = run_ilab("model", "convert", "--model-dir", str(tiny_hf), "--output", str(out), "--outtype", "q8_0")
+    """Without --output the GGUF lands in the current directory, named after the input and the type."""
+    result = run_ilab("model", "convert", "--model-dir", str(tiny_hf), "--outtype", "q8_0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    out = tmp_path / f"{tiny_hf.name}-q8_0.gguf"
     assert out.is_file() and f"Wrote {out}" in result.stdout
 
 

@@ -44,7 +44,7 @@ def _size(path: Path) -> str:
 @click.option("--model-dir", "--model", "-m", "model", required=True, type=click.Path(path_type=Path),
               help="A .gguf file (converted to a Hugging Face directory) or a Hugging Face directory (to GGUF).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
-              help="Output path (default: beside the input, NAME-hf/ or NAME-OUTTYPE.gguf).")
+              help="Output path (default: in the current directory, NAME-hf/ or NAME-OUTTYPE.gguf).")
 @click.option("--to", type=click.Choice(["gguf", "hf"]), default=None,
               help="Target format; inferred from the input when left out.")
 @click.option("--outtype", type=click.Choice(OUTTYPES, case_sensitive=False), default="f16", show_default=True,

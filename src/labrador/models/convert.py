@@ -55,10 +55,11 @@ def _remove(path: Path) -> None:
 
 
 def default_output(source: Path, outtype: str = "f16") -> Path:
-    """Where `ilab model convert` writes when --output is not given: beside the input."""
+    """Where `ilab model convert` writes when --output is not given: the current directory, named after the
+    input (never beside a GGUF, which may sit in a read-only package directory such as the embedded model's)."""
     if source.suffix == ".gguf":
-        return source.with_name(source.stem + "-hf")
-    return source.with_name(f"{source.name}-{outtype}.gguf")
+        return Path.cwd() / f"{source.stem}-hf"
+    return Path.cwd() / f"{source.resolve().name}-{outtype}.gguf"
 
 
 def hf_to_gguf(model_dir: str | Path, out_path: str | Path, outtype: str = "f16", *,
