@@ -7,6 +7,9 @@ Modes, interleaved prompt by prompt and repeated, so that load from other proces
   concurrent 8 clients at once against the server vs the same 8 prompts generated back to back directly
              (one llama.cpp context decodes one sequence at a time, so sequential is the direct best case)
 Greedy decoding with a fixed max_tokens; the bench checks that server and direct produce the same text.
+Besides tokens/s (wall clock) it reports CPU seconds per token of this process plus the server process: on a
+machine shared with other work, wall-clock rates swing by +-10% from run to run while CPU per token does not,
+so the CPU ratio is the sharper measure of the server's own overhead.
 
     .venv/bin/python bench/serve_bench.py [--threads 1] [--max-tokens 64] [--repeats 3] [--clients 8]
 """
@@ -75,7 +78,13 @@ def main() -> None:
     proc, url = start_server(model, args.threads, args.n_ctx)
     client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=600)
     sampling = {"temperature": 0.0, "top_p": 1.0, "max_tokens": args.max_tokens}
-    totals = {k: [0, 0.0] for k in ("direct", "server", "server_stream", "direct_seq", "server_conc")}
+    # per mode: [tokens, wall seconds, CPU seconds of both processes (bench + server)]
+    totals = {k: [0, 0.0, 0.0] for k in ("direct", "server", "server_stream", "direct_seq", "server_conc")}
+
+    def cpu_now() -> float:
+        """CPU seconds used so far by this process (direct model, clients) plus the server process."""
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return time.process_time() + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     mismatches = {"server": 0, "server_stream": 0}
 
     def run_direct(prompt: str) -> tuple[str, int]:
@@ -97,10 +106,11 @@ def main() -> None:
         return text, tokens
 
     def timed(key: str, fn, prompt: str) -> str:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_now()
         text, tokens = fn(prompt)
         totals[key][0] += tokens
         totals[key][1] += time.perf_counter() - start
+        totals[key][2] += cpu_now() - cpu
         return text
 
     try:
@@ -116,7 +126,7 @@ def main() -> None:
             prompts = PROMPTS[:args.clients]
             first = [("direct_seq", None), ("server_conc", None)]
             for key, _ in (first if repeat % 2 == 0 else first[::-1]) if "concurrent" in modes else ():
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), cpu_now()
                 if key == "direct_seq":
                     tokens = sum(run_direct(p)[1] for p in prompts)
                 else:
@@ -124,15 +134,19 @@ def main() -> None:
                         tokens = sum(t for _, t in pool.map(run_server, prompts))
                 totals[key][0] += tokens
                 totals[key][1] += time.perf_counter() - start
+                totals[key][2] += cpu_now() - cpu
             print(f"repeat {repeat + 1}/{args.repeats} done", file=sys.stderr)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
 
-    rate = {k: tokens / seconds if seconds else float("nan") for k, (tokens, seconds) in totals.items()}
+    rate = {k: tokens / seconds if seconds else float("nan") for k, (tokens, seconds, _) in totals.items()}
+    # CPU seconds per 1000 tokens: insensitive to how much CPU other users of the machine take
+    cpu_ms = {k: 1000 * cpu / tokens if tokens else float("nan") for k, (tokens, _, cpu) in totals.items()}
     figures = {
         "threads": args.threads, "max_tokens": args.max_tokens, "repeats": args.repeats, "clients": args.clients,
         "tokens_per_s": {k: round(v, 2) for k, v in rate.items()},
+        "cpu_ms_per_token": {k: round(v, 3) for k, v in cpu_ms.items()},
         "ratio_single_server_vs_direct": round(rate["server"] / rate["direct"], 4),
         "ratio_single_stream_vs_direct": round(rate["server_stream"] / rate["direct"], 4),
         "ratio_concurrent_server_vs_direct_sequential": round(rate["server_conc"] / rate["direct_seq"], 4),
@@ -143,14 +157,21 @@ def main() -> None:
         print(f"single stream: direct {rate['direct']:.1f} tok/s, server {rate['server']:.1f} tok/s "
           f"(ratio {figures['ratio_single_server_vs_direct']:.3f}), server streaming {rate['server_stream']:.1f} "
               f"tok/s (ratio {figures['ratio_single_stream_vs_direct']:.3f})")
+    if single:
+        print(f"CPU per token (server + client, vs direct): server {cpu_ms['server']:.1f} ms vs "
+              f"{cpu_ms['direct']:.1f} ms (ratio {cpu_ms['server'] / cpu_ms['direct']:.3f}), streaming "
+              f"{cpu_ms['server_stream']:.1f} ms (ratio {cpu_ms['server_stream'] / cpu_ms['direct']:.3f})")
     if "concurrent" in modes:
+        print(f"CPU per token, {args.clients} clients: server {cpu_ms['server_conc']:.1f} ms vs direct sequential "
+              f"{cpu_ms['direct_seq']:.1f} ms (ratio {cpu_ms['server_conc'] / cpu_ms['direct_seq']:.3f})")
         print(f"{args.clients} concurrent clients: server {rate['server_conc']:.1f} tok/s vs direct sequential "
               f"{rate['direct_seq']:.1f} tok/s (ratio {figures['ratio_concurrent_server_vs_direct_sequential']:.3f})")
     if single:
         runs = args.repeats * len(PROMPTS)
         print(f"greedy text differing from direct: server {mismatches['server']}/{runs}, server streaming "
-              f"{mismatches['server_stream']}/{runs} (streaming runs right after the same prompt, so llama.cpp "
-              "reuses its whole KV prefix; a different batch split can flip a near-tie token)")
+              f"{mismatches['server_stream']}/{runs} (the server answers each prompt twice in a row, "
+              "plain and streamed, so one of the two reuses llama.cpp's whole cached prompt; a different batch split "
+              "can flip a near-tie token)")
         ok = figures["ratio_single_server_vs_direct"] >= 0.9
         print(f"target (server single stream within 10% of direct): {'met' if ok else 'NOT met'}")
     if args.json:
