@@ -181,6 +181,22 @@ def test_f32_round_trip_is_exact(tiny_hf: Path, tmp_path: Path) -> None:
     assert AutoTokenizer.from_pretrained(back)(text).input_ids == AutoTokenizer.from_pretrained(tiny_hf)(text).input_ids
 
 
+def test_sharded_hf_output_loads_and_converts_back(tiny_hf: Path, tmp_path: Path,
+                                                  reference: tuple[list[int], np.ndarray],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big models are written as indexed shards; transformers loads them and hf_to_gguf reads them back."""
+    from labrador.models import convert_gguf_hf
+
+    monkeypatch.setattr(convert_gguf_hf, "SHARD_BYTES", 60_000)  # the tiny model is ~0.3 MB in f32
+    back = gguf_to_hf(hf_to_gguf(tiny_hf, tmp_path / "tiny.gguf", "f32"), tmp_path / "sharded")
+    index = json.loads((back / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 2 and not (back / "model.safetensors").exists()
+    ids, expected = reference
+    assert np.allclose(_hf_logits(back, ids), expected, atol=1e-5)
+    again = _llama_cpp_logits(hf_to_gguf(back, tmp_path / "again.gguf", "f32"), ids)
+    assert float(np.abs(again - expected).max()) <= 5e-3 * float(np.abs(expected).max())
+
+
 def test_failed_conversion_leaves_nothing(tiny_hf: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     broken = work / "broken"

@@ -100,10 +100,10 @@ def hf_to_gguf(model_dir: str | Path, out_path: str | Path, outtype: str = "f16"
 def _source_is_f32(model_dir: Path) -> bool:
     from safetensors import safe_open
 
-    for file in sorted(model_dir.glob("*.safetensors")):
-        with safe_open(str(file), framework="pt") as f:
-            return any(f.get_slice(key).get_dtype() == "F32" and key.endswith("proj.weight") for key in f.keys())
-    return False
+    from labrador.models.convert_hf_gguf import _weight_files
+
+    with safe_open(str(_weight_files(model_dir)[0]), framework="pt") as f:
+        return any(f.get_slice(key).get_dtype() == "F32" and key.endswith("proj.weight") for key in f.keys())
 
 
 def quantize_gguf(src: Path, dst: Path, outtype: str, threads: int | None = None) -> None:

@@ -146,12 +146,22 @@ def _permute_rope(weights: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def _weight_files(model_dir: Path) -> list[Path]:
-    files = sorted(model_dir.glob("*.safetensors"))
+    """The model's safetensors files: the index's shards, else model.safetensors, else every *.safetensors."""
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted({model_dir / name for name in json.loads(index.read_text())["weight_map"].values()})
+    elif (model_dir / "model.safetensors").is_file():
+        files = [model_dir / "model.safetensors"]
+    else:  # other names (adapter_model.safetensors is a LoRA adapter, not a model)
+        files = sorted(p for p in model_dir.glob("*.safetensors") if not p.name.startswith("adapter_"))
     if not files:
         raise ModelError(
             f"{model_dir} has config.json but no *.safetensors weights; save the model with "
             "save_pretrained(dir, safe_serialization=True)."
         )
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise ModelError(f"{model_dir}: shards listed in model.safetensors.index.json are missing: {missing}.")
     return files
 
 
