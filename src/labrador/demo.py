@@ -121,9 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m labrador.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, default=None, help="default: <XDG data dir>/labrador/demo")
     parser.add_argument("--fresh", action="store_true", help="delete the workspace first")
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="llama.cpp threads (default: 2, or 1 when the CPU is already busy)")
     args = parser.parse_args(argv)
     workspace = (args.workspace or default_workspace()).expanduser().resolve()
+    cores = os.cpu_count() or 1
+    busy = os.getloadavg()[0] >= cores
+    threads = args.threads or (1 if busy or cores < 2 else 2)
+    print(f"Using {threads} llama.cpp thread(s) (load average {os.getloadavg()[0]:.1f} on {cores} cores).")
     if args.fresh:
         shutil.rmtree(workspace, ignore_errors=True)
     workspace.mkdir(parents=True, exist_ok=True)
@@ -135,11 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         from labrador.pipeline.runner import run_pipeline
 
         start = time.perf_counter()
-        result = run_pipeline(demo_settings(workspace, args.threads))
+        result = run_pipeline(demo_settings(workspace, threads))
         model = result.gguf or result.checkpoint
         question = "Who founded the town of Kelderwick?"
         chat_start = time.perf_counter()
-        answer = ask_tuned(model, question, args.threads) if model else "(no tuned model)"
+        answer = ask_tuned(model, question, threads) if model else "(no tuned model)"
         result.records.append(type(result.records[0])("chat", "ran", time.perf_counter() - chat_start))
         summary = summarize(result, workspace, time.perf_counter() - start)
     except LabradorError as err:

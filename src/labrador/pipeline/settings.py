@@ -19,29 +19,32 @@ class PipelineSettings:
     judge: str | None = None  # None: the teacher judges
     heldout: Path | None = None  # YAML: questions with key_facts about the changed knowledge leaves
     general_check: Path | None = None  # YAML: general questions whose score must not drop
-    # generation
+    # generation (scale 2: ~55 teacher calls for the sample, ~5 min on two busy cores)
     sdg_pipeline: str = "simple"
-    scale_factor: int = 10
+    scale_factor: int = 2
     chunk_size: int = 300
     max_num_tokens: int = 192
     num_workers: int = 2
     seed: int = 42
     closed_book: bool = True  # also train each grounded knowledge Q&A without its document (how users ask)
     train_on_seeds: bool = True  # add the knowledge leaves' own seed Q&A pairs to the training data
-    # training (knowledge phase, then skills phase from the knowledge checkpoint)
+    # training (knowledge phase, then skills phase from the knowledge checkpoint). LoRA on every linear layer
+    # (facts live in the MLPs as much as in attention), a high learning rate and small batches: few samples
+    # and few epochs is all two CPU cores allow in the demo's time.
     train_pipeline: str = "simple"  # simple = LoRA, full = every weight
-    knowledge_epochs: int = 3
-    knowledge_lr: float = 2e-4
+    knowledge_epochs: int = 2
+    knowledge_lr: float = 3e-4
     skills_epochs: int = 1
-    skills_lr: float = 5e-5
-    effective_batch_size: int = 8
-    max_seq_len: int = 512
+    skills_lr: float = 1e-4
+    effective_batch_size: int = 4
+    max_seq_len: int = 448
     lora_rank: int = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     # conversion: f16 keeps the small weight changes of a LoRA tune (a 4-bit requantization can erase them)
     gguf_outtype: str = "f16"
     # evaluation
-    eval_max_tokens: int = 96
-    threads: int = 2
+    eval_max_tokens: int = 64
+    threads: int = 2  # llama.cpp threads (on an oversubscribed CPU, 1 is much faster than 2)
     # run control
     force: list[str] = field(default_factory=list)  # stage names to redo; "all" redoes everything
     skip_judge: bool = False
@@ -60,7 +63,8 @@ class PipelineSettings:
         epochs, lr = ((self.knowledge_epochs, self.knowledge_lr) if phase == "knowledge"
                       else (self.skills_epochs, self.skills_lr))
         return {"pipeline": self.train_pipeline, "epochs": epochs, "lr": lr, "batch": self.effective_batch_size,
-                "max_seq_len": self.max_seq_len, "lora_rank": self.lora_rank, "seed": self.seed}
+                "max_seq_len": self.max_seq_len, "lora_rank": self.lora_rank, "lora_targets": list(self.lora_targets),
+                "seed": self.seed}
 
     def eval_inputs(self) -> dict[str, Any]:
         return {"heldout": self.heldout, "general": self.general_check, "max_tokens": self.eval_max_tokens,

@@ -210,6 +210,7 @@ def train_phase(settings: PipelineSettings, phase: str, data_file: str, start_mo
                         effective_batch_size=settings.effective_batch_size, max_seq_len=settings.max_seq_len,
                         max_batch_len=max(settings.max_seq_len * 4, 2048), warmup_steps=2,
                         lora_rank=settings.lora_rank, lora_alpha=2 * settings.lora_rank, seed=settings.seed,
+                        lora_target_modules=list(settings.lora_targets),
                         held_out_fraction=0.0, resume=(ckpt_dir / "run_state.json").is_file())
     journal = run.run_training(opts)
     state = journal["phases"]["train"]
@@ -293,7 +294,7 @@ def _judge(judge_client: Any, settings: PipelineSettings, rows: list[dict[str, A
     refs = {q.question: q.answer for q in load_question_set(settings.heldout).questions} if settings.heldout else {}
     items = [DKItem(n, r["question"], refs.get(r["question"]) or "", r["answer"] or "(no answer)")
              for n, r in enumerate(rows, 1) if refs.get(r["question"])]
-    judge = Judge(Model("judge", judge_client, settings.judge or settings.teacher, CallCache(None)), max_tokens=128)
+    judge = Judge(Model("judge", judge_client, settings.judge or settings.teacher, CallCache(None)), max_tokens=96)
     results = run_dk_bench(items, judge, None, settings.eval_max_tokens)
     scores = [r.judgment.score for r in results if r.judgment.score is not None]
     summary = {"mean": sum(scores) / len(scores) if scores else None, "rated": len(scores), "total": len(items),
