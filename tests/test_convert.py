@@ -79,7 +79,7 @@ def reference(tiny_hf: Path) -> tuple[list[int], np.ndarray]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("outtype", "tolerance"), [("f32", 5e-3), ("f16", 0.02), ("q8_0", 0.1)])
+@pytest.mark.parametrize(("outtype", "tolerance"), [("f32", 5e-3), ("f16", 0.02), ("bf16", 0.05), ("q8_0", 0.1)])
 def test_gguf_logits_match_transformers(tiny_hf: Path, reference: tuple[list[int], np.ndarray],
                                         tmp_path: Path, outtype: str, tolerance: float) -> None:
     """Same logits from llama.cpp as from transformers, at every position (so RoPE's q/k permutation is right)."""

@@ -6,7 +6,8 @@ renamed at the very end, so an interrupted conversion never leaves a file or dir
 Output types for `hf_to_gguf`:
 * f32, f16, bf16, q8_0 are written directly (numpy, `gguf` package; see convert_hf_gguf.py);
 * the other quantizations (q4_0, q4_k_m, ...) are made by llama.cpp's own quantizer, `llama_model_quantize`
-  from llama-cpp-python, from an intermediate f16 GGUF - the same path as llama.cpp's `llama-quantize` tool.
+  from llama-cpp-python, from an intermediate GGUF in the source precision (f32 for f32 weights, else f16) -
+  the same path as llama.cpp's `llama-quantize` tool.
 """
 
 from __future__ import annotations
@@ -100,9 +101,9 @@ def hf_to_gguf(model_dir: str | Path, out_path: str | Path, outtype: str = "f16"
 def _source_is_f32(model_dir: Path) -> bool:
     from safetensors import safe_open
 
-    from labrador.models.convert_hf_gguf import _weight_files
+    from labrador.models.convert_hf_gguf import weight_files
 
-    with safe_open(str(_weight_files(model_dir)[0]), framework="pt") as f:
+    with safe_open(str(weight_files(model_dir)[0]), framework="pt") as f:
         return any(f.get_slice(key).get_dtype() == "F32" and key.endswith("proj.weight") for key in f.keys())
 
 

@@ -145,7 +145,7 @@ def _permute_rope(weights: np.ndarray, n_head: int) -> np.ndarray:
             .swapaxes(1, 2).reshape(weights.shape))
 
 
-def _weight_files(model_dir: Path) -> list[Path]:
+def weight_files(model_dir: Path) -> list[Path]:
     """The model's safetensors files: the index's shards, else model.safetensors, else every *.safetensors."""
     index = model_dir / "model.safetensors.index.json"
     if index.is_file():
@@ -202,7 +202,7 @@ def write_gguf(model_dir: Path, out_path: Path, outtype: str, config: dict[str, 
     tied = bool(config.get("tie_word_embeddings", False))
 
     plan: list[_Planned] = []
-    for hf_name, shape, file in _tensor_shapes(_weight_files(model_dir)):
+    for hf_name, shape, file in _tensor_shapes(weight_files(model_dir)):
         if hf_name.endswith("rotary_emb.inv_freq") or (tied and hf_name == "lm_head.weight"):
             continue  # recomputed by llama.cpp / shared with token_embd
         name = tensor_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
