@@ -95,26 +95,40 @@ def test_gguf_logits_match_transformers(tiny_hf: Path, reference: tuple[list[int
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["granite", "mistral"])
+@pytest.mark.parametrize("arch", ["granite", "mistral", "llama-rope-linear", "llama-rope-llama3"])
 def test_other_llama_family_architectures(arch: str, tiny_hf: Path, tmp_path: Path,
                                           reference: tuple[list[int], np.ndarray]) -> None:
-    """Granite (llama.cpp's `granite` graph with its four multipliers) and Mistral convert with matching logits."""
+    """Granite (llama.cpp's `granite` graph with its four multipliers), Mistral, and Llama with rope scaling
+    (linear: GGUF keys; llama3: the rope_freqs tensor) convert with matching logits."""
     import torch
-    from transformers import GraniteConfig, GraniteForCausalLM, MistralConfig, MistralForCausalLM
+    from transformers import (
+        GraniteConfig,
+        GraniteForCausalLM,
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+    )
 
+    llama3 = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 8, "rope_theta": 10000.0}
     config_cls, model_cls, extra = {
         "granite": (GraniteConfig, GraniteForCausalLM, {"attention_multiplier": 0.2, "embedding_multiplier": 3.0,
                                                         "residual_multiplier": 0.5, "logits_scaling": 2.0}),
         "mistral": (MistralConfig, MistralForCausalLM, {"sliding_window": None}),
+        "llama-rope-linear": (LlamaConfig, LlamaForCausalLM,
+                              {"rope_parameters": {"rope_type": "linear", "factor": 4.0, "rope_theta": 10000.0}}),
+        "llama-rope-llama3": (LlamaConfig, LlamaForCausalLM, {"rope_parameters": llama3}),
     }[arch]
+    if "rope_parameters" not in extra:
+        extra["rope_theta"] = 10000.0
     model_dir = tmp_path / arch
     model_dir.mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (model_dir / name).write_bytes((tiny_hf / name).read_bytes())
     config = config_cls(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, initializer_range=0.2,
-                        **extra)
+                        rms_norm_eps=1e-5, tie_word_embeddings=False, initializer_range=0.2, **extra)
     torch.manual_seed(1)
     model = model_cls(config).eval()
     model.save_pretrained(model_dir)
