@@ -52,6 +52,7 @@ def test_torchrun_two_processes_match_single_process(tmp_path: Path) -> None:
 
     single = [r["loss"] for r in read_metrics(tmp_path / "single") if "loss" in r]
     ddp = [r["loss"] for r in read_metrics(tmp_path / "ddp") if "loss" in r]
+    print(f"single-process losses {single}\ntorchrun x2 losses    {ddp}")
     assert len(single) == len(ddp) == 3
     assert single[-1] < single[0]  # it trained
     for a, b in zip(single, ddp, strict=True):

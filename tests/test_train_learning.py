@@ -33,6 +33,7 @@ def test_smollm2_lora_lowers_held_out_loss(tmp_path: Path) -> None:
     steps = [r for r in read_metrics(tmp_path / "run") if "loss" in r]
     assert len(steps) == 20  # 20 training samples, 2 per step, 2 epochs
     before, after = phase["initial_held_out_loss"], phase["best"]["held_out_loss"]
+    print(f"held-out loss {before:.4f} -> {after:.4f} after {len(steps)} steps")
     assert after < 0.75 * before, (before, after)  # the answer template of unseen people is learned
     assert steps[-1]["loss"] < steps[0]["loss"]
 

@@ -126,15 +126,25 @@ def save_full_state(target: Path, model: Any, optimizer: Any, scheduler: Any, pr
     if world_size > 1:
         dist.barrier()
     if rank == 0:
+        # previous -> .old, new -> target, drop .old: a kill at any point leaves one complete state behind
+        old = target.with_name(target.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
         if target.exists():
-            shutil.rmtree(target)
+            target.rename(old)
         tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
     if world_size > 1:
         dist.barrier()
 
 
+def _state_dir(target: Path) -> Path:
+    old = target.with_name(target.name + ".old")
+    return target if (target / "progress.json").is_file() or not (old / "progress.json").is_file() else old
+
+
 def load_progress(target: Path) -> dict[str, Any] | None:
-    path = target / "progress.json"
+    path = _state_dir(target) / "progress.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -142,6 +152,7 @@ def load_full_state(target: Path, model: Any, optimizer: Any, scheduler: Any, ra
                     world_size: int) -> dict[str, Any]:
     import torch
 
+    target = _state_dir(target)
     progress = load_progress(target)
     if progress is None:
         raise LabradorError(f"{target} holds no resumable training state; start without --resume.")

@@ -110,6 +110,7 @@ def train_phase(model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions,
         epoch, step_in_epoch = progress["epoch"], progress["step_in_epoch"]
         samples_seen, result.global_step = progress["samples_seen"], progress["global_step"]
         result.checkpoints, result.best = progress["checkpoints"], progress["best"]
+        metrics.drop_after(spec.name, result.global_step)
     parameters = [p for p in model.parameters() if p.requires_grad]
     bar = Progress(total_steps, spec.name, env.is_main, completed=result.global_step)
     steps_this_run = 0

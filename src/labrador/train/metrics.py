@@ -42,6 +42,15 @@ class MetricsLog:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def drop_after(self, phase: str, step: int) -> None:
+        """On resume: forget the lines a killed run wrote after its last saved state (they are redone)."""
+        if not self.enabled or not self.path.is_file():
+            return
+        kept = [r for r in read_metrics(self.path) if r.get("phase") != phase or r.get("step", 0) <= step]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        tmp.replace(self.path)
+
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
