@@ -14,8 +14,14 @@ ILAB = str(Path(sys.executable).with_name("ilab"))
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+@pytest.fixture(scope="session")
+def _matplotlib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One matplotlib config/font cache for the whole session (rebuilding it per test costs seconds)."""
+    return tmp_path_factory.mktemp("matplotlib")
+
+
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _matplotlib_dir: Path) -> Path:
     home = tmp_path / "home"
     for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"), ("XDG_CACHE_HOME", "cache")):
         (home / sub).mkdir(parents=True)
@@ -23,6 +29,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("LABRADOR_CONFIG", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("MPLCONFIGDIR", str(_matplotlib_dir))
     return home
 
 
