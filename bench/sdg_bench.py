@@ -6,6 +6,7 @@
 2. In-process llama.cpp at 1 and 8 workers: teacher busy time over wall time.
 
 Usage: python bench/sdg_bench.py [--rounds 1] [--scale 1] [--max-tokens 64] [--threads 1] [--skip-server]
+       [--skip-in-process]
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-server", action="store_true")
+    parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="sdg-bench-"))
     taxonomy = make_taxonomy(tmp)
@@ -99,7 +101,7 @@ def main() -> None:
 
     client = get_client(None, n_threads=args.threads, n_ctx=4096)
     try:
-        for r in range(args.rounds):
+        for r in range(0 if args.skip_in_process else args.rounds):
             for workers in (1, 8):
                 row = one_run(taxonomy, tmp / f"p{r}{workers}", workers, args, client=client)
                 print("in-process", row, flush=True)
