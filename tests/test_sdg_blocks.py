@@ -272,3 +272,28 @@ def test_llm_block_drops_item_cut_by_max_tokens(tmp_path: Path) -> None:
     b = LLMBlock("gen", {"prompt": "freeform_qa", "output_cols": ["question", "response"]})
     out = run(b, table, ctx)
     assert [r["response"] for r in out] == ["A one."] and ctx.stats[-1].truncated == 1
+
+
+def test_progress_display_and_summary_tables_render() -> None:
+    import io
+
+    from rich.console import Console
+
+    from labrador.sdg.context import BlockStats
+    from labrador.sdg.progress import ProgressDisplay, summary_tables
+
+    stats = BlockStats("skills/a", "simple/freeform_skill", "gen", "llm", rows_in=5, rows_out=3, requests=5)
+    for terminal in (True, False):
+        buffer = io.StringIO()
+        console = Console(file=buffer, force_terminal=terminal, width=160)
+        with ProgressDisplay(console) as display:
+            display.update(stats, 2, 5)
+            display.update(stats, 5, 5, final=True)
+        assert "gen" in buffer.getvalue() and "req 5" in buffer.getvalue()
+    summary = {"leaves": [{"leaf": "skills/a", "kind": "freeform_skill", "rows": 0, "dropped": {"duplicate": 2},
+                           "error": "filter 'f' removed all 3 rows"}], "blocks": [stats.as_dict()]}
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200)
+    for table in summary_tables(summary):
+        console.print(table)
+    assert "FAILED: filter 'f' removed all 3 rows" in buffer.getvalue() and "duplicate 2" in buffer.getvalue()
