@@ -128,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     cores = os.cpu_count() or 1
     busy = os.getloadavg()[0] >= cores
     threads = args.threads or (1 if busy or cores < 2 else 2)
-    print(f"Using {threads} llama.cpp thread(s) (load average {os.getloadavg()[0]:.1f} on {cores} cores).")
+    # On an oversubscribed CPU, spinning worker threads wait on each other: one thread each for llama.cpp and
+    # torch measured 3x (torch) to 10x (llama.cpp) faster than two here while 7 other jobs ran.
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    print(f"Using {threads} thread(s) for llama.cpp and torch (load average {os.getloadavg()[0]:.1f} on {cores} "
+          "cores).")
     if args.fresh:
         shutil.rmtree(workspace, ignore_errors=True)
     workspace.mkdir(parents=True, exist_ok=True)
