@@ -81,9 +81,13 @@ def run_ours(model_dir: str, samples: list, batch: int, max_batch_len: int) -> f
     ids = np.concatenate([np.array(s[0]) for s in samples]).astype(np.int32)
     labels = np.concatenate([np.array(s[1]) for s in samples]).astype(np.int32)
     offsets = np.concatenate([[0], np.cumsum([len(s[0]) for s in samples])])
+    from labrador.train import attention
+    from labrador.train.loop import make_optimizer
+    from labrador.train.options import TrainOptions
+
     data = ProcessedData(ids, labels, offsets, "bench")
-    model = _load(model_dir)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, betas=(0.9, 0.95))
+    model = _load(model_dir, attention.register())
+    optimizer = make_optimizer(model, TrainOptions(), 1e-5)
     lengths, loss_tokens = data.lengths(), data.loss_tokens()
     started = time.perf_counter()
     for step_batch in batching.global_batches(batching.epoch_order(len(data), 0, 0), batch):
@@ -115,11 +119,11 @@ def run_trainer(model_dir: str, tokenizer, samples: list, batch: int) -> float:
         return time.perf_counter() - started
 
 
-def _load(model_dir: str):
+def _load(model_dir: str, attn: str = "sdpa"):
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").train()
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation=attn).train()
 
 
 def matmul_peak_flops(size: int = 2048, repeats: int = 5) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labrador.train import batching
+from labrador.train import attention, batching
 from labrador.train.data import Conversation, ProcessedData, tokenize_conversation
 from test_train_support import fact_records, smollm_hf_dir, tiny_llama_dir
 
@@ -18,6 +18,17 @@ def _processed(tokenizer, records) -> ProcessedData:
         labels += b
         offsets.append(len(ids))
     return ProcessedData(np.array(ids, np.int32), np.array(labels, np.int32), np.array(offsets), "test")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: on a shared 2-core machine two OpenMP threads per process run several times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +68,9 @@ def test_packed_loss_equals_one_by_one_on_smollm2(smollm) -> None:
         packed = batching.collate(data, [0, 1, 2, 3])
         assert packed.position_ids[0].tolist().count(0) == 4  # positions restart per sample
         packed_loss = float(batching.summed_loss(model, packed)) / len(packed.targets)
+        model.config._attn_implementation = attention.register()  # what the trainer uses without flash-attn
+        varlen_loss = float(batching.summed_loss(model, packed)) / len(packed.targets)
+        model.config._attn_implementation = "sdpa"
         total, tokens = 0.0, 0
         for i in range(4):  # the plain unpacked path: full logits, HF-style shift, mean over loss tokens
             ids, labels = data.sample(i)
@@ -66,6 +80,7 @@ def test_packed_loss_equals_one_by_one_on_smollm2(smollm) -> None:
             tokens += int((target != -100).sum())
     assert tokens == len(packed.targets) == int(data.loss_tokens().sum())
     assert abs(packed_loss - total / tokens) < 1e-4, (packed_loss, total / tokens)
+    assert abs(varlen_loss - total / tokens) < 1e-4, (varlen_loss, total / tokens)
     assert 0.5 < packed_loss < 8  # a real language model on real text, not a degenerate case
 
 

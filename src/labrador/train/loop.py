@@ -45,7 +45,10 @@ def make_optimizer(model: Any, opts: TrainOptions, lr: float) -> Any:
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=opts.weight_decay)
+    try:  # the fused kernel is several times faster than the per-tensor loop, on CPU as on GPU
+        return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=opts.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=opts.weight_decay)
 
 
 def lr_factor(step: int, warmup: int, total: int, kind: str) -> float:

@@ -113,7 +113,10 @@ def build_model(source: student.Student, opts: TrainOptions, env: distributed.Di
     if opts.lora_quantize:
         model = _load_quantized(source, opts, env)
     else:
-        model = student.load_model(source, env.device, "flash_attention_2" if _has_flash_attn(env) else "sdpa")
+        from labrador.train import attention
+
+        model = student.load_model(source, env.device,
+                                   "flash_attention_2" if _has_flash_attn(env) else attention.register())
     if opts.lora:
         from peft import LoraConfig, get_peft_model
 
