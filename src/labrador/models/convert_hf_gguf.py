@@ -189,10 +189,14 @@ def _out_qtype(outtype: str, gguf_name: str, shape: tuple[int, ...]) -> Any:
 def write_gguf(model_dir: Path, out_path: Path, outtype: str, config: dict[str, Any],
                pre_tokenizer: str | None = None, progress: Progress | None = None) -> None:
     """Write `out_path` (which the caller later renames into place) from the HF directory."""
+    import logging
+
     import gguf
     import torch
     from safetensors import safe_open
 
+    # gguf logs every key and merge count at INFO/WARNING; the CLI shows its own progress instead.
+    logging.getLogger("gguf").setLevel(logging.ERROR)
     hf_arch = config["architectures"][0]
     arch = SUPPORTED_ARCHITECTURES[hf_arch]
     n_blocks = int(config["num_hidden_layers"])

@@ -10,7 +10,6 @@ that names the override (`--pre-tokenizer`) instead of silently picking a regex 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +100,7 @@ def add_vocab(writer: Any, model_dir: Path, n_vocab: int, pre_tokenizer: str | N
     writer.add_token_types(types)
 
     # SpecialVocab reads merges, bos/eos/unk/pad ids, add_bos/add_eos and the chat template (tokenizer_config.json
-    # or chat_template.jinja). It logs at INFO/WARNING through `logging`; keep our output quiet.
-    logging.getLogger("gguf").setLevel(logging.ERROR)
+    # or chat_template.jinja).
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=n_vocab)
     if "bos" not in special.add_special_token:
         # A byte-level BPE tokenizer adds BOS only when its post-processor says so (SpecialVocab parsed that
