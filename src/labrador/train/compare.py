@@ -51,7 +51,7 @@ def _generate(model: Any, tokenizer: Any, prompt: list[dict[str, str]], max_new_
     import torch
 
     ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
-                                        return_dict=True)
+                                        return_dict=True).to(model.device)
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id)
@@ -63,9 +63,10 @@ def answer_all(base: str, trained: Path, questions: list[Answer], max_new_tokens
     import torch
 
     torch.set_grad_enabled(False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     for attr, source in (("base", student.resolve_student(base)), ("trained", student.resolve_student(trained))):
         tokenizer = student.load_tokenizer(source)
-        model = student.load_model(source).eval()
+        model = student.load_model(source, device).eval()
         for answer in questions:
             setattr(answer, attr, _generate(model, tokenizer, answer.prompt, max_new_tokens))
         del model
