@@ -1,5 +1,5 @@
-"""Training works: the embedded SmolLM2 (dequantized to float32) learns generated-style data in a few dozen
-steps (held-out loss falls), and the LAB multi-phase strategy chains its phases and resumes between them."""
+"""Training works: the embedded SmolLM2 (dequantized to float32) learns the sample taxonomy's generated data in
+a few dozen steps (held-out loss falls), and the LAB multi-phase strategy chains its phases and resumes between them."""
 
 from __future__ import annotations
 
@@ -24,17 +24,20 @@ def one_thread():
 
 
 def test_smollm2_lora_lowers_held_out_loss(tmp_path: Path) -> None:
-    data = write_jsonl(tmp_path / "knowledge_train_msgs_x.jsonl", fact_records(25, seed=11))
+    """Real generated data: `ilab data generate` on the bundled sample taxonomy with SmolLM2 as teacher
+    (tests/data/sample_taxonomy_generated.jsonl, recorded from a run: 48 rows of the three leaves). Rows over
+    272 tokens (the longest knowledge chunks) are dropped and counted, to keep the test at a few dozen steps."""
+    data = Path(__file__).parent / "data" / "sample_taxonomy_generated.jsonl"
     journal = run_training(TrainOptions(
         model_path=str(smollm_hf_dir()), data_path=str(data), ckpt_output_dir=str(tmp_path / "run"),
-        pipeline="simple", lora_rank=8, lora_alpha=16, lora_dropout=0.0, num_epochs=2, effective_batch_size=2,
-        learning_rate=3e-3, warmup_steps=2, max_seq_len=96, max_batch_len=192, held_out_fraction=0.2))
+        pipeline="simple", lora_rank=8, lora_alpha=16, lora_dropout=0.0, num_epochs=1, effective_batch_size=2,
+        learning_rate=2e-3, warmup_steps=2, max_seq_len=272, max_batch_len=544, held_out_fraction=0.2))
     phase = journal["phases"]["train"]
     steps = [r for r in read_metrics(tmp_path / "run") if "loss" in r]
-    assert len(steps) == 20  # 20 training samples, 2 per step, 2 epochs
     before, after = phase["initial_held_out_loss"], phase["best"]["held_out_loss"]
-    print(f"held-out loss {before:.4f} -> {after:.4f} after {len(steps)} steps")
-    assert after < 0.75 * before, (before, after)  # the answer template of unseen people is learned
+    print(f"held-out loss {before:.4f} -> {after:.4f} after {len(steps)} steps; journal {phase}")
+    assert len(steps) >= 10
+    assert after < 0.9 * before, (before, after)
     assert steps[-1]["loss"] < steps[0]["loss"]
 
 
