@@ -88,6 +88,26 @@ def test_version_2_knowledge_is_read_with_its_own_rules(tmp_path: Path, monkeypa
         "or fix its spelling (allowed keys: commit, patterns, repo)."]
 
 
+def test_version_1_knowledge_and_version_2_skill_are_read_with_warnings(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    knowledge = put(tmp_path, "knowledge/space/mars/qna.yaml", "knowledge_v1.yaml")
+    assert [str(i) for i in lint_file(knowledge, tmp_path)] == [
+        "WARN: knowledge/space/mars/qna.yaml:1:1 This file uses taxonomy format version 1 (no 'version' key), which "
+        "is deprecated: it is still read, but please update it to version 3: add 'version: 3', 'document_outline', "
+        "group the questions under seed examples that each have a 'context' and at least 3 "
+        "'questions_and_answers', and remove 'task_description'. See docs/taxonomy.md."]
+    leaf = read_leaf(knowledge, tmp_path)
+    assert (leaf.version, leaf.kind, len(leaf.seed_examples)) == (1, "knowledge", 2)
+    skill = put(tmp_path, "compositional_skills/grammar/passive/qna.yaml", "skill_v2.yaml")
+    assert [str(i) for i in lint_file(skill, tmp_path)] == [
+        "WARN: compositional_skills/grammar/passive/qna.yaml:1:1 This file uses taxonomy format version 2 "
+        "('version: 2'), which is deprecated: it is still read, but please update it to version 3: add "
+        "'version: 3' and make sure there are at least 5 different seed examples. See docs/taxonomy.md."]
+    leaf = read_leaf(skill, tmp_path)
+    assert (leaf.version, leaf.kind, len(leaf.seed_examples)) == (2, "freeform_skill", 5)
+
+
 def test_read_leaf_raises_with_every_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     path = put(tmp_path, "compositional_skills/writing/haiku/qna.yaml", "freeform_v3.yaml")
