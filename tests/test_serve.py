@@ -231,3 +231,22 @@ def test_sigterm_stops_cleanly(server: Server) -> None:
     out = server.process.stdout.read()
     assert code == 0, server.process.stderr.read()
     assert "Server stopped." in out
+
+
+def test_sigint_stops_an_idle_server_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C in the terminal: SIGINT stops the server with exit status 0, no traceback."""
+    process = subprocess.Popen([ILAB, "model", "serve", "--port", "0", "--threads", "1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=isolated_env(tmp_path))
+    try:
+        line = read_line(process.stdout, 120)
+        assert " at http://127.0.0.1:" in line, process.stderr.read() if process.poll() is not None else line
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=60)
+        out, err = process.communicate()
+        assert code == 0, err
+        assert "Server stopped." in out
+        assert "Traceback" not in err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
