@@ -23,7 +23,7 @@ import numpy as np
 
 from labrador.errors import LabradorError, ModelError
 from labrador.llm.base import Completion, Message, SamplingParams
-from labrador.llm.worker import SerialWorker
+from labrador.llm.worker import SerialWorker, WorkerCounters
 
 DEFAULT_N_CTX = 4096
 DEFAULT_PARAMS = SamplingParams()  # frozen, so sharing one default instance is safe
@@ -64,7 +64,7 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-class LlamaCppClient:
+class LlamaCppClient(WorkerCounters):
     """`LLMClient` over a GGUF file loaded in this process."""
 
     def __init__(self, model_path: Path | str, *, model_name: str | None = None, n_ctx: int | None = None,
@@ -90,23 +90,6 @@ class LlamaCppClient:
             "tokenizer.chat_template") or CHATML_TEMPLATE
         self._formatter = self._make_formatter(template)
         self._closed = False
-
-    # -- counters (teacher utilisation is busy_seconds / wall time) --
-    @property
-    def busy_seconds(self) -> float:
-        return self._worker.busy_seconds
-
-    @property
-    def requests(self) -> int:
-        return self._worker.requests
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self._worker.prompt_tokens
-
-    @property
-    def completion_tokens(self) -> int:
-        return self._worker.completion_tokens
 
     def _make_formatter(self, template: str) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter

@@ -14,7 +14,7 @@ from typing import Any
 from labrador.errors import LabradorError, ModelError
 from labrador.llm.base import Completion, Message, SamplingParams
 from labrador.llm.llama_cpp import _load_template
-from labrador.llm.worker import SerialWorker
+from labrador.llm.worker import SerialWorker, WorkerCounters
 
 DEFAULT_PARAMS = SamplingParams()
 DEFAULT_N_CTX = 4096
@@ -25,7 +25,7 @@ def _cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-class TransformersClient:
+class TransformersClient(WorkerCounters):
     """`LLMClient` over a Hugging Face model directory, run by torch on the CPU."""
 
     def __init__(self, model_path: Path | str, *, model_name: str | None = None, n_ctx: int | None = None,
@@ -49,22 +49,6 @@ class TransformersClient:
         self.context_length = min(n_ctx or DEFAULT_N_CTX, limit)
         self._worker = SerialWorker("transformers")
         self._torch = torch
-
-    @property
-    def busy_seconds(self) -> float:
-        return self._worker.busy_seconds
-
-    @property
-    def requests(self) -> int:
-        return self._worker.requests
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self._worker.prompt_tokens
-
-    @property
-    def completion_tokens(self) -> int:
-        return self._worker.completion_tokens
 
     def _encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return list(self._tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])

@@ -15,12 +15,12 @@ from typing import Any
 from labrador.errors import ModelError
 from labrador.llm.base import Completion, Message, SamplingParams
 from labrador.llm.llama_cpp import _load_template
-from labrador.llm.worker import SerialWorker
+from labrador.llm.worker import SerialWorker, WorkerCounters
 
 DEFAULT_PARAMS = SamplingParams()
 
 
-class VLLMClient:
+class VLLMClient(WorkerCounters):
     def __init__(self, model_path: Path | str, *, model_name: str | None = None, n_ctx: int | None = None,
                  chat_template: str | None = None, gpu_memory_utilization: float = 0.9) -> None:
         import vllm
@@ -36,22 +36,6 @@ class VLLMClient:
         self._chat_template = _load_template(chat_template) if chat_template else None
         self.context_length = self._llm.llm_engine.model_config.max_model_len
         self._worker = SerialWorker("vllm")
-
-    @property
-    def busy_seconds(self) -> float:
-        return self._worker.busy_seconds
-
-    @property
-    def requests(self) -> int:
-        return self._worker.requests
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self._worker.prompt_tokens
-
-    @property
-    def completion_tokens(self) -> int:
-        return self._worker.completion_tokens
 
     def _sampling(self, params: SamplingParams) -> Any:
         return self._vllm.SamplingParams(n=params.n, temperature=params.temperature, top_p=params.top_p,

@@ -56,3 +56,26 @@ class SerialWorker:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class WorkerCounters:
+    """The usage counters of an in-process client, read from its `SerialWorker` (teacher utilisation is
+    busy_seconds / wall time)."""
+
+    _worker: SerialWorker
+
+    @property
+    def busy_seconds(self) -> float:
+        return self._worker.busy_seconds
+
+    @property
+    def requests(self) -> int:
+        return self._worker.requests
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self._worker.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self._worker.completion_tokens
