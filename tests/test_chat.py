@@ -30,6 +30,22 @@ def test_quick_question_answers_paris(run_ilab, isolated_home: Path) -> None:
     assert roles == [None, "user", "assistant"]
 
 
+@pytest.mark.parametrize("context", ["file", "text", "none"])
+def test_context_option_sets_the_system_prompt(context: str, run_ilab, isolated_home: Path, tmp_path: Path) -> None:
+    prompt = "You are a terse assistant. Answer in one word."
+    if context == "file":
+        (tmp_path / "system.txt").write_text(prompt + "\n")
+        arg, expected = str(tmp_path / "system.txt"), prompt
+    else:
+        arg, expected = (prompt, prompt) if context == "text" else ("none", None)
+    result = run_ilab("model", "chat", "-qq", QUESTION, "--greedy", "--threads", "1", "--max-tokens", "8",
+                      "--context", arg)
+    assert result.returncode == 0, result.stderr
+    (log,) = (isolated_home / "data" / "labrador" / "chatlogs").glob("chat_*.jsonl")
+    session = json.loads(log.read_text().splitlines()[0])
+    assert session["type"] == "session" and session["system"] == expected
+
+
 def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
