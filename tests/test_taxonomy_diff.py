@@ -218,8 +218,6 @@ def test_cli_taxonomy_path_from_config_and_fatal_error(tmp_path: Path, isolated_
 
 
 def test_bundled_sample_taxonomy_validates_clean(tmp_path: Path, run_ilab) -> None:
-    if not SAMPLE.is_dir():
-        pytest.skip("the bundled sample taxonomy is not there yet")
     root = tmp_path / "sample"
     shutil.copytree(SAMPLE, root)
     git(root, "init", "-q", "-b", "main")
