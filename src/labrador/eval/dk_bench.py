@@ -6,7 +6,6 @@ Input JSONL, one object per line: `user_input` (the question), `reference` (the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from labrador.eval.branch import GROUNDED_TEMPLATE
 from labrador.eval.calls import Model, parallel_map
 from labrador.eval.judge import Judge, Judgment
 from labrador.eval.report import ResultsDir, mean, print_table
+from labrador.jsonl import iter_objects
 from labrador.llm import SamplingParams
 
 SCORE_RANGE = (1.0, 5.0)
@@ -63,16 +63,8 @@ def load_items(path: Path, max_questions: int | None = None) -> list[DKItem]:
         raise DataError(f"{path}: DK-Bench input file not found. Pass --input-file with a JSONL of "
                         "{\"user_input\", \"reference\", [\"response\"], [\"context\"]} objects.")
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, row in iter_objects(path, "a JSON object with user_input and reference"):
         where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{where}: not valid JSON ({err.msg}); each line must be one JSON object.") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object with user_input and reference.")
         for key in ("user_input", "reference"):
             if not isinstance(row.get(key), str) or not row[key].strip():
                 raise DataError(f"{where}: '{key}' must be a non-empty string.")

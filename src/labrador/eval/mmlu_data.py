@@ -20,6 +20,7 @@ from pathlib import Path
 from labrador import paths
 from labrador.errors import DataError
 from labrador.eval.multiple_choice import LETTERS, MCQuestion
+from labrador.jsonl import iter_objects
 
 HF_DATASET = "cais/mmlu"
 _ROWS_API = "https://datasets-server.huggingface.co/rows"
@@ -94,19 +95,7 @@ def _question(row: dict, subject: str, where: str, line: int) -> MCQuestion:
 
 
 def _read_jsonl(path: Path, subject: str) -> list[MCQuestion]:
-    out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{where}: not valid JSON ({err.msg}). Each line must be one JSON object.") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object per line.")
-        out.append(_question(row, subject, where, n))
-    return out
+    return [_question(row, subject, f"{path}:{n}", n) for n, row in iter_objects(path)]
 
 
 def _read_csv(path: Path, subject: str) -> list[MCQuestion]:

@@ -7,7 +7,6 @@ math, reasoning and coding. Overall = mean of all valid turn scores; unparsable 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from labrador.errors import DataError
 from labrador.eval.calls import Model, parallel_map
 from labrador.eval.judge import Judge, JudgePrompt, Judgment
+from labrador.jsonl import iter_objects
 from labrador.llm import SamplingParams
 
 TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
@@ -37,14 +37,7 @@ class MTQuestion:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{n}: not valid JSON ({err.msg}).") from None
-    return rows
+    return [row for _, row in iter_objects(path)]
 
 
 def load_questions(data_dir: Path, max_questions: int | None = None) -> list[MTQuestion]:
