@@ -69,6 +69,9 @@ def test_writer_files_schema_raft_and_recipes(tmp_path: Path) -> None:
                                                       f"{node}/compositional_skills_read.jsonl",
                                                       f"{node}/knowledge_town_p10.jsonl"}
     assert recipe["metadata"]["sys_prompt"]
+    for entry in recipe["datasets"]:  # the row count of each file in the mix, and of the whole mix
+        assert entry["rows"] == len((tmp_path / entry["path"]).read_text().splitlines()) > 0
+    assert recipe["metadata"]["rows"] == sum(d["rows"] for d in recipe["datasets"])
     # a second write of the same results is byte-identical (content-derived ids, seeded choices)
     again = tmp_path / "again"
     again.mkdir()

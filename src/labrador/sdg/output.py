@@ -109,8 +109,9 @@ class RunWriter:
     def _recipe(self, name: str, entries: list[tuple[str, float | int]]) -> None:
         import yaml
 
-        body = {"datasets": [{"path": p, "sampling_size": s} for p, s in entries],
-                "metadata": {"sys_prompt": SYSTEM_PROMPT}}
+        # `rows` (how many records the file holds) is ours; InstructLab's recipe reader ignores unknown keys
+        body = {"datasets": [{"path": p, "sampling_size": s, "rows": self.counts[p]} for p, s in entries],
+                "metadata": {"sys_prompt": SYSTEM_PROMPT, "rows": sum(self.counts[p] for p, _ in entries)}}
         (self.dir / f"{name}_{self.stamp}.yaml").write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
 
     def write(self, results: list[LeafResult]) -> dict[str, int]:
