@@ -16,7 +16,7 @@ from labrador.errors import DataError
 from labrador.llm.base import Completion, SamplingParams
 from labrador.sdg.blocks import BLOCK_TYPES, LLMBlock
 from labrador.sdg.chunking import chunk_markdown
-from labrador.sdg.context import GenerateOptions, LeafContext
+from labrador.sdg.context import GenerateOptions, LeafContext, fit_to_context
 from labrador.sdg.pipeline import load_pipeline, load_pipeline_set
 from labrador.sdg.prompts import parse_regex, parse_tagged
 from labrador.sdg.quality import Decontaminator, answer_problem, guard_rows, jaccard, shingles
@@ -215,6 +215,16 @@ def test_user_pipeline_with_own_prompt(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- chunking
+
+def test_options_fit_the_teachers_context_window() -> None:
+    defaults = GenerateOptions()
+    assert fit_to_context(defaults, None) == defaults  # an endpoint that does not say: as given
+    assert fit_to_context(defaults, 4096) == defaults  # the embedded SmolLM2 (4,096 tokens): unchanged
+    small = fit_to_context(defaults, 1024)  # room for a 256-token answer, chunks half of the 768-token prompt
+    assert (small.max_prompt_tokens, small.chunk_size, small.chunk_overlap) == (768, 384, 50)
+    tiny = fit_to_context(GenerateOptions(max_num_tokens=64), 256)
+    assert (tiny.max_prompt_tokens, tiny.chunk_size, tiny.chunk_overlap) == (192, 96, 24)
+
 
 def test_chunking_keeps_tables_and_headings() -> None:
     table = "| year | event |\n|---|---|\n" + "".join(f"| {1800 + i} | event number {i} |\n" for i in range(12))

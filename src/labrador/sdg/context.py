@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from labrador.sdg.teacher import Teacher
@@ -51,6 +51,22 @@ class GenerateOptions:
     decontam_ngram: int = 5
     decontam_threshold: float = 0.5
     max_answer_tokens: int | None = None  # defaults to max_num_tokens
+
+
+def fit_to_context(options: GenerateOptions, context_length: int | None) -> GenerateOptions:
+    """The options shrunk to fit a teacher whose context window is `context_length` tokens (unknown: as given).
+
+    The answer keeps at least a quarter of the window, the prompt gets the rest (at most `max_prompt_tokens`),
+    and a document chunk at most half of the prompt, so that instructions and seed examples fit beside it.
+    With the defaults and a 2,048-token or larger window nothing changes.
+    """
+    if not context_length:
+        return options
+    answer = min(options.max_num_tokens, context_length // 4)
+    prompt = min(options.max_prompt_tokens, context_length - answer)
+    chunk = min(options.chunk_size, prompt // 2)
+    return replace(options, max_prompt_tokens=prompt, chunk_size=chunk,
+                   chunk_overlap=min(options.chunk_overlap, chunk // 4))
 
 
 ProgressHook = Callable[..., None]  # (stats, done, total, final=False)

@@ -21,7 +21,7 @@ from typing import Any
 from labrador.errors import DataError, LabradorError
 from labrador.llm.base import LLMClient
 from labrador.sdg.chunking import approx_tokens
-from labrador.sdg.context import GenerateOptions, LeafContext
+from labrador.sdg.context import GenerateOptions, LeafContext, fit_to_context
 from labrador.sdg.output import LeafResult, RunWriter
 from labrador.sdg.pipeline import Pipeline, load_pipeline_set
 from labrador.sdg.progress import ProgressDisplay
@@ -146,6 +146,7 @@ def generate(request: GenerateRequest, client: LLMClient | None = None,
     leaves = _load_leaves(request)
     own_client = client is None
     client = client or make_client(request)
+    options = fit_to_context(options, getattr(client, "context_length", None))
     teacher = Teacher(client, workers=options.num_workers, timeout=options.timeout, use_cache=request.use_cache)
     display = display or ProgressDisplay(enabled=False)
     count_tokens = getattr(client, "count_tokens", None) or approx_tokens
@@ -171,7 +172,8 @@ def generate(request: GenerateRequest, client: LLMClient | None = None,
     results = [r for r, _ in outcomes]
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H_%M_%S")
     run_id = f"{stamp}_{_slug(teacher.model)}"
-    summary = _summary(request, results, [s for _, stats in outcomes for s in stats], teacher, wall, busy)
+    summary = _summary(request, options, results, [s for _, stats in outcomes for s in stats], teacher, wall,
+                       busy)
     summary.update(run_id=run_id, created=datetime.now(UTC).isoformat(timespec="seconds"))
     if not any(r.rows or r.aux_rows for r in results):
         return RunResult(run_id, None, summary)
@@ -191,8 +193,8 @@ def generate(request: GenerateRequest, client: LLMClient | None = None,
     return RunResult(final.name, final, summary)
 
 
-def _summary(request: GenerateRequest, results: list[LeafResult], stats: list[Any], teacher: Teacher,
-             wall: float, busy: float) -> dict[str, Any]:
+def _summary(request: GenerateRequest, options: GenerateOptions, results: list[LeafResult], stats: list[Any],
+             teacher: Teacher, wall: float, busy: float) -> dict[str, Any]:
     leaves = []
     for res in results:
         leaf_stats = [s for s in stats if s.leaf == res.rel_path]
@@ -202,7 +204,7 @@ def _summary(request: GenerateRequest, results: list[LeafResult], stats: list[An
     t = teacher.stats
     return {
         "pipeline": request.pipeline, "teacher": teacher.model, "taxonomy": str(request.taxonomy_path),
-        "taxonomy_base": request.taxonomy_base, "options": dict(request.options.__dict__),
+        "taxonomy_base": request.taxonomy_base, "options": dict(options.__dict__),
         "leaves": leaves, "blocks": [s.as_dict() for s in stats],
         "teacher_stats": {"requests": t.requests, "cache_hits": t.cache_hits, "errors": t.errors,
                           "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
