@@ -348,3 +348,26 @@ def test_misspelled_key_and_old_knowledge_key_get_hints(root: Path) -> None:
         "question-and-answer 2 of 'questions_and_answers'. Add 'answer: <the answer>'.",
         f"ERROR: {K_PATH}:12:9 [.seed_examples[0].questions_and_answers[1].anwser] 'anwser' is not a known key "
         "here; did you mean 'answer'? Fix the spelling."]
+
+
+_FIRST_SEED = "\n".join(KNOWLEDGE.split("\n")[5:13])
+_SECOND_SEED = "  - context: The Moon orbits the Earth once every 27.3 days."
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (KNOWLEDGE.replace(_SECOND_SEED, f"{_FIRST_SEED}\n{_SECOND_SEED}", 1),
+     "ERROR: knowledge/space/moon/qna.yaml:14:5 [.seed_examples[1]] Seed example 2 is an exact copy of seed "
+     "example 1; change it or remove it."),
+    (KNOWLEDGE.replace("      - question: Is the Moon a natural satellite?\n        answer: Yes.",
+                       "      - question: What is the Moon?\n        answer: The only natural satellite of the Earth."),
+     "ERROR: knowledge/space/moon/qna.yaml:12:9 [.seed_examples[0].questions_and_answers[2]] Question-and-answer 3 "
+     "is an exact copy of question-and-answer 1; change it or remove it."),
+    (KNOWLEDGE.replace('  patterns:\n    - "*.md"', "  patterns: []"),
+     "ERROR: knowledge/space/moon/qna.yaml:48:13 [.document.patterns] 'patterns' has 0 items but needs at least 1; "
+     "add 1 more."),
+    (KNOWLEDGE.replace('    - "*.md"', '    - "*.md"\n    - "*.md"'),
+     "ERROR: knowledge/space/moon/qna.yaml:50:7 [.document.patterns[1]] Pattern 2 is an exact copy of pattern 1; "
+     "change it or remove it."),
+], ids=["duplicate-seed-example", "duplicate-qna-pair", "empty-patterns", "duplicate-pattern"])
+def test_knowledge_uniqueness_and_pattern_rules(root: Path, text: str, expected: str) -> None:
+    assert lint(root, K_PATH, text) == [expected]
