@@ -45,7 +45,8 @@ def pipeline() -> None:
 def run(taxonomy_path: str | None, taxonomy_base: str | None, run_dir: str | None, student: str | None,
         teacher: str | None, judge: str | None, heldout: str | None, general_check: str | None, scale: int | None,
         chunk_size: int | None, train_pipeline: str | None, knowledge_epochs: int | None,
-        knowledge_lr: float | None, skills_epochs: int | None, skills_lr: float | None, max_seq_len: int | None, threads: int | None,
+        knowledge_lr: float | None, skills_epochs: int | None, skills_lr: float | None, max_seq_len: int | None,
+        threads: int | None,
         force: tuple[str, ...], stop_after: str | None, no_judge: bool) -> None:
     """For a taxonomy and a student: validate the changed leaves, generate data with the teacher, train (knowledge
     phase, then skills phase), convert to GGUF, and evaluate base and tuned models. Stages whose inputs did not
@@ -65,8 +66,8 @@ def run(taxonomy_path: str | None, taxonomy_base: str | None, run_dir: str | Non
         teacher=teacher or cfg.generate.teacher, judge=judge,
         heldout=Path(heldout) if heldout else None, general_check=Path(general_check) if general_check else None,
         force=list(force), skip_judge=no_judge)
-    overrides = {"scale_factor": scale, "chunk_size": chunk_size, "train_pipeline": train_pipeline, "knowledge_epochs": knowledge_epochs,
-                 "knowledge_lr": knowledge_lr, "skills_epochs": skills_epochs, "skills_lr": skills_lr,
+    overrides = {"scale_factor": scale, "chunk_size": chunk_size, "train_pipeline": train_pipeline,
+                 "knowledge_epochs": knowledge_epochs, "knowledge_lr": knowledge_lr, "skills_epochs": skills_epochs, "skills_lr": skills_lr,
                  "max_seq_len": max_seq_len, "threads": threads}
     for key, value in overrides.items():
         if value is not None:
