@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,29 @@ def smollm_gguf() -> Path:
     from labrador.models.embedded import embedded_model_path
 
     return embedded_model_path()
+
+
+@pytest.fixture(scope="module")
+def smollm_client(smollm_gguf: Path) -> Iterator:
+    """One in-process llama.cpp client on the embedded model per test module."""
+    from labrador.llm import get_client
+
+    # one thread: llama.cpp's OpenMP threads spin-wait and slow to a crawl when the 2 cores are shared
+    client = get_client(str(smollm_gguf), n_threads=1, n_ctx=2048)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """One torch thread: on a shared 2-core machine two OpenMP threads per process run several times slower,
+    and small tensors gain nothing from threads; runs also stay reproducible."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

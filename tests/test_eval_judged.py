@@ -10,9 +10,9 @@ import io
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -25,12 +25,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client(smollm_gguf: Path) -> Iterator:
-    from labrador.llm import get_client
-
-    c = get_client(str(smollm_gguf), n_threads=1, n_ctx=2048)
-    yield c
-    c.close()
+def client(smollm_client: Any) -> Any:
+    return smollm_client
 
 
 @pytest.fixture

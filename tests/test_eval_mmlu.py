@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,13 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client(smollm_gguf: Path) -> Iterator:
-    from labrador.llm import get_client
-
-    # one thread: llama.cpp's OpenMP threads spin-wait and slow to a crawl when the 2 cores are shared
-    c = get_client(str(smollm_gguf), n_threads=1, n_ctx=2048)
-    yield c
-    c.close()
+def client(smollm_client: Any) -> Any:
+    return smollm_client
 
 
 def test_mmlu_choice_matches_hand_computed_log_likelihoods(smollm_gguf: Path, client) -> None:

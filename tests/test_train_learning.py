@@ -13,14 +13,8 @@ from test_train_support import fact_records, read_metrics, smollm_hf_dir, tiny_l
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: on a shared 2-core machine two OpenMP threads per process run several times slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(torch_one_thread: None) -> None:
+    """Every test here runs with one torch thread (conftest.torch_one_thread)."""
 
 
 def test_smollm2_lora_lowers_held_out_loss(tmp_path: Path) -> None:

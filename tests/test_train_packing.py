@@ -21,14 +21,8 @@ def _processed(tokenizer, records) -> ProcessedData:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: on a shared 2-core machine two OpenMP threads per process run several times slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(torch_one_thread: None) -> None:
+    """Every test here runs with one torch thread (conftest.torch_one_thread)."""
 
 
 @pytest.fixture(scope="module")

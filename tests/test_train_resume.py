@@ -16,13 +16,8 @@ from test_train_support import fact_records, read_metrics, tiny_llama_dir, write
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors: threads only add overhead, and runs stay reproducible
-    yield
-    torch.set_num_threads(threads)
+def one_thread(torch_one_thread: None) -> None:
+    """Every test here runs with one torch thread (conftest.torch_one_thread)."""
 
 
 def _options(tmp_path: Path, run: str, **extra) -> TrainOptions:
