@@ -209,16 +209,18 @@ def test_prepare_data_drops_contaminated_rows_and_adds_closed_book_and_seed_rows
             row(f"{doc}\n\nWhen was the Great Flood?", "The Great Flood was in 2020.")]  # invented: no copy
     generated = tmp_path / "knowledge_train_msgs_x.jsonl"
     generated.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    settings = PipelineSettings(taxonomy_path=tmp_path, run_dir=tmp_path, heldout=heldout)
+    settings = PipelineSettings(taxonomy_path=tmp_path, run_dir=tmp_path, heldout=heldout, self_replay=False)
     leaves = [{"rel_path": "knowledge/k/qna.yaml", "kind": "knowledge", "qna_path": str(tmp_path / "qna.yaml"),
                "seeds": ["In what year was Kelderwick founded?"], "seed_qa": [["In what year?", "In 1742."]]}]
     out = prepare_data(settings, {"knowledge": [str(generated)], "skills": []}, leaves, tmp_path / "data")
     assert [r["heldout"] for r in out["removed"]] == ["Who founded the town of Kelderwick?"]
     kept = [json.loads(line) for line in Path(out["files"]["knowledge"]).read_text().splitlines()]
     users = [r["messages"][1]["content"] for r in kept]
-    assert users[2:] == ["What was Aldous Penhallow's job?", "In what year?"]
-    assert out["knowledge_closed_book"] == 1 and out["knowledge_seed_qa"] == 1 and out["knowledge_rows"] == 4
-    assert kept[-1]["messages"][0] == system and kept[2]["unmask"] is False
+    # the invented Great Flood year is dropped (grounded_only); the grounded Q&A also gets a closed-book copy
+    assert users == [f"{doc}\n\nWhat was Aldous Penhallow's job?", "What was Aldous Penhallow's job?", "In what year?"]
+    assert out["knowledge_ungrounded_dropped"] == 1
+    assert out["knowledge_closed_book"] == 1 and out["knowledge_seed_qa"] == 1 and out["knowledge_rows"] == 3
+    assert kept[-1]["messages"][0] == system and kept[1]["unmask"] is False
 
     leaves[0]["seeds"].append("Who founded the town of Kelderwick?")  # a held-out question among the seeds
     with pytest.raises(Exception, match="Held-out questions must be unseen"):

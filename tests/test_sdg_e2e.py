@@ -82,7 +82,16 @@ def test_simple_pipeline_writes_valid_files_for_all_leaf_kinds(taxonomy: Path, t
         meta = rows[0]["metadata"]
         assert meta["pipeline"] == "simple" and meta["teacher"] == "smollm2-135m-instruct" and meta["lineage"]
     knowledge = [r for r in generated if r["metadata"]["leaf_kind"] == "knowledge"]
-    assert all("Kelderwick" in r["messages"][1]["content"] for r in knowledge)  # the chunk is in the user turn
+    facts = [r for r in knowledge if r["metadata"].get("closed_book")]
+    qa = [r for r in knowledge if not r["metadata"].get("closed_book")]
+    assert qa and all("Kelderwick" in r["messages"][1]["content"] for r in qa)  # the chunk is in the user turn
+    # knowledge facts: the teacher's question alone, answered by a sentence of the document (or a table row)
+    assert len(facts) >= 10, "the facts pipeline kept too few of the teacher's questions"
+    doc = " ".join((SAMPLE / "knowledge/geography/towns/kelderwick/docs/kelderwick.md").read_text().split())
+    for row in facts:
+        question, answer = row["messages"][1]["content"], row["messages"][2]["content"]
+        assert question.endswith("?") and "\n" not in question and row["unmask"] is False
+        assert answer.split(". ")[0].rstrip(".") in doc.replace("*", "") or ": Founded" in answer
     p10 = next(rows for name, rows in files.items() if name.endswith("_p10.jsonl"))
     assert {r["metadata"]["dataset"] for r in p10} == {"knowledge_p10", "knowledge_p07"}
     recipe = yaml.safe_load((result.run_dir / f"skills_recipe_{stamp}.yaml").read_text())
@@ -106,7 +115,7 @@ def test_full_pipeline_runs_every_block(taxonomy: Path, teacher_client, tmp_path
     for leaf in result.summary["leaves"]:
         expected = [b.name for b in pipes[leaf["kind"]].blocks]
         if leaf["kind"] == "knowledge":
-            expected += [b.name for b in pipes["knowledge_aux"].blocks]
+            expected += [b.name for b in pipes["knowledge_aux"].blocks + pipes["knowledge_facts"].blocks]
         missing = [name for name in expected if (leaf["leaf"], name) not in ran]
         assert not missing, f"{leaf['leaf']}: blocks never ran: {missing} ({leaf['error']})"
         assert leaf["error"] is None or "unexpected" not in leaf["error"]

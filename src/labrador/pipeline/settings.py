@@ -26,8 +26,12 @@ class PipelineSettings:
     max_num_tokens: int = 192
     num_workers: int = 2
     seed: int = 42
+    grounded_only: bool = True  # drop knowledge rows whose answer names things its document does not
     closed_book: bool = True  # also train each grounded knowledge Q&A without its document (how users ask)
     train_on_seeds: bool = True  # add the knowledge leaves' own seed Q&A pairs to the training data
+    self_replay: bool = True  # mix in the base student's own answers to general prompts (see pipeline/replay.py)
+    replay_prompts: Path | None = None  # None: the bundled labrador/data/replay/general_prompts.yaml
+    replay_max_tokens: int = 96
     # training (knowledge phase, then skills phase from the knowledge checkpoint). LoRA on every linear layer
     # (facts live in the MLPs as much as in attention), a high learning rate and small batches: few samples
     # and few epochs is all two CPU cores allow in the demo's time.
@@ -57,7 +61,11 @@ class PipelineSettings:
                 "chunk_size": self.chunk_size, "max_num_tokens": self.max_num_tokens, "seed": self.seed}
 
     def data_inputs(self) -> dict[str, Any]:
-        return {"heldout": self.heldout, "closed_book": self.closed_book, "seeds": self.train_on_seeds}
+        replay = {"student": self.student, "prompts": self.replay_prompts, "general": self.general_check,
+                  "max_tokens": self.replay_max_tokens} if self.self_replay else None
+        return {"heldout": self.heldout, "closed_book": self.closed_book, "seeds": self.train_on_seeds,
+                "grounded_only": self.grounded_only,
+                "replay": replay}
 
     def training_inputs(self, phase: str) -> dict[str, Any]:
         epochs, lr = ((self.knowledge_epochs, self.knowledge_lr) if phase == "knowledge"

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import importlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from labrador.errors import DataError, LabradorError
-from labrador.pipeline.decontam import Decontaminator
+from labrador.pipeline.decontam import Decontaminator, user_texts
 from labrador.pipeline.questions import QuestionSet, load_question_set
 from labrador.pipeline.settings import PipelineSettings
 
@@ -86,20 +85,6 @@ def heldout_sets(settings: PipelineSettings) -> list[QuestionSet]:
     return [load_question_set(p) for p in (settings.heldout,) if p is not None]
 
 
-_NAME_OR_NUMBER = re.compile(r"\d[\d,.]*\d|\d|[A-Z][\w-]*")
-
-
-def grounded_in(answer: str, source: str) -> bool:
-    """True when every number and capitalised word of `answer` (past its first word) occurs in `source`.
-
-    A cheap faithfulness filter: a small teacher often invents names and dates ("the Great Flood of 2020");
-    such an answer must not be taught without its document.
-    """
-    names = _NAME_OR_NUMBER.findall(answer)[1:] if answer[:1].isupper() else _NAME_OR_NUMBER.findall(answer)
-    words = set(_NAME_OR_NUMBER.findall(source))
-    return all(n.rstrip(".,") in words or n in words for n in names)
-
-
 def closed_book_copy(row: dict[str, Any]) -> dict[str, Any] | None:
     """A knowledge Q&A row asked without its document (the question is the user turn's last paragraph).
 
@@ -116,6 +101,8 @@ def closed_book_copy(row: dict[str, Any]) -> dict[str, Any] | None:
         return None
     source, question = (part.strip() for part in users[0]["content"].rsplit("\n\n", 1))
     answers = [m.get("content", "") for m in messages if m.get("role") == "assistant"]
+    from labrador.sdg.facts import grounded_in
+
     if not question or len(answers) != 1 or not grounded_in(answers[0], source):
         return None
     copied = [dict(m, content=question) if m is users[0] else dict(m) for m in messages]
@@ -139,12 +126,18 @@ def seed_rows(leaves: list[dict[str, Any]], system: str | None) -> list[dict[str
 
 def prepare_data(settings: PipelineSettings, generated: dict[str, Any], leaves: list[dict[str, Any]],
                  out_dir: Path) -> dict[str, Any]:
-    """Decontaminate; then add closed-book copies of the grounded knowledge Q&A (see `closed_book_copy`) and
-    the knowledge leaves' seed Q&A pairs, to both phases (phase 2 replays phase 1's knowledge, like sdg does)."""
+    """Decontaminate; drop knowledge rows with invented names or numbers (`grounded_only`); then add closed-book
+    copies of the grounded knowledge Q&A (see `closed_book_copy`), the knowledge leaves' seed Q&A pairs and the
+    self-replay rows, to both phases (phase 2 replays phase 1's knowledge, like sdg does)."""
     result = decontaminate(settings, generated, leaves, out_dir)
+    replay = self_replay(settings, result) if settings.self_replay else []
     for kind in ("knowledge", "skills"):
         path = Path(result["files"][kind])
         rows = _read_jsonl(path)
+        if settings.grounded_only:
+            kept = [r for r in rows if _grounded_row(r)]
+            result[f"{kind}_ungrounded_dropped"] = len(rows) - len(kept)
+            rows = kept
         copies: list[dict[str, Any]] = []
         if settings.closed_book:
             source = [r for r in rows if (r.get("metadata") or {}).get("dataset") == "knowledge_p07"]
@@ -152,11 +145,53 @@ def prepare_data(settings: PipelineSettings, generated: dict[str, Any], leaves: 
         system = next((m["content"] for r in rows for m in r.get("messages", [])[:1] if m.get("role") == "system"),
                       eval_system_prompt())
         seeds = seed_rows(leaves, system) if settings.train_on_seeds else []
-        _write_jsonl(path, rows + copies + seeds)
+        _write_jsonl(path, rows + copies + seeds + replay)
         result[f"{kind}_closed_book"] = len(copies)
         result[f"{kind}_seed_qa"] = len(seeds)
-        result[f"{kind}_rows"] = len(rows) + len(copies) + len(seeds)
+        result[f"{kind}_self_replay"] = len(replay)
+        result[f"{kind}_rows"] = len(rows) + len(copies) + len(seeds) + len(replay)
     return result
+
+
+def _grounded_row(row: dict[str, Any]) -> bool:
+    """False for a knowledge row whose answer names a thing or a number its documents (the user turn) do not:
+    a small teacher's invented "facts" ("England is the capital of the United Kingdom and ten other states")
+    would be taught as knowledge. Other rows, and fact rows (their answer is the document), are kept."""
+    from labrador.sdg.facts import grounded_in
+
+    meta = row.get("metadata") or {}
+    if meta.get("leaf_kind") != "knowledge" or meta.get("closed_book"):
+        return True
+    messages = row.get("messages") or []
+    user = "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
+    return all(grounded_in(m.get("content", ""), user) for m in messages if m.get("role") == "assistant")
+
+
+def self_replay(settings: PipelineSettings, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The base student's answers to the replay prompts (see `labrador.pipeline.replay`)."""
+    from labrador.llm import get_client
+    from labrador.pipeline import replay
+
+    prompts = replay.load_prompts(settings.replay_prompts or replay.bundled_prompts())
+    questions = [q.question for qs in heldout_sets(settings) for q in qs.questions]
+    if settings.general_check is not None:
+        questions += [q.question for q in load_question_set(settings.general_check).questions]
+    prompts, dropped = replay.clean_prompts(prompts, questions)
+    result["replay_prompts_dropped"] = dropped
+    client = get_client(settings.student, n_threads=settings.threads, n_ctx=2048)
+    try:
+        return replay.replay_rows(client, prompts, eval_system_prompt(), settings.replay_max_tokens)
+    finally:
+        client.close()
+
+
+def _checked_texts(row: dict[str, Any]) -> list[str]:
+    """The texts of a training row that must not contain a held-out question: every message, except that a
+    knowledge-facts row's answer is a sentence of the contributed document (which answers held-out questions
+    by design), so only its user turn, the teacher's question, is checked."""
+    if (row.get("metadata") or {}).get("closed_book"):
+        return user_texts(row)
+    return [m.get("content", "") for m in row.get("messages", []) if isinstance(m, dict)]
 
 
 def decontaminate(settings: PipelineSettings, generated: dict[str, Any], leaves: list[dict[str, Any]],
@@ -176,7 +211,7 @@ def decontaminate(settings: PipelineSettings, generated: dict[str, Any], leaves:
         rows = [row for f in generated.get(kind, []) for row in _read_jsonl(Path(f))]
         kept = []
         for row in rows:
-            texts = [m.get("content", "") for m in row.get("messages", []) if isinstance(m, dict)]
+            texts = _checked_texts(row)
             hit = next((h for h in map(checker.match, texts) if h is not None), None)
             if hit is None:
                 kept.append(row)
@@ -191,8 +226,8 @@ def decontaminate(settings: PipelineSettings, generated: dict[str, Any], leaves:
     # Verify the written files: no kept row may overlap a held-out question.
     for target in result["files"].values():
         for row in _read_jsonl(Path(target)):
-            for m in row.get("messages", []):
-                if checker.match(m.get("content", "")) is not None:
+            for text in _checked_texts(row):
+                if checker.match(text) is not None:
                     raise LabradorError(f"decontamination failed to remove a row from {target}")  # a bug, not input
     return result
 

@@ -39,7 +39,7 @@ class Block:
         started = time.perf_counter()
         out = self.apply(table, ctx)
         stats.rows_out = len(out)
-        stats.filtered = max(0, len(table) - len(out)) if self.kind in ("filter", "sample") else 0
+        stats.filtered = max(0, len(table) - len(out)) if self.kind.startswith(("filter", "sample")) else 0
         stats.seconds = time.perf_counter() - started
         ctx.progress(stats, 1, 1, final=True)
         return out
@@ -71,8 +71,9 @@ class LLMBlock(Block):
 
     def samples_for(self, row: Row, ctx: LeafContext) -> int:
         n = self.config.get("n", 1)
-        if n == "scale":
-            return max(1, int(row.get("_num_samples", ctx.options.scale_factor)))
+        if n == "scale":  # `scale_multiplier` lets a cheap prompt (one short question) sample more per row
+            scale = int(row.get("_num_samples", ctx.options.scale_factor))
+            return max(1, round(scale * float(self.config.get("scale_multiplier", 1))))
         return max(1, int(n))
 
     def messages(self, row: Row, ctx: LeafContext, row_index: int, sample: int) -> list[dict[str, str]] | str:
@@ -341,8 +342,56 @@ class FlattenBlock(Block):
         return Table(out)
 
 
+class SplitFactsBlock(Block):
+    """One row per fact sentence of the `column` text (see `labrador.sdg.facts.split_facts`), into `output`.
+
+    Facts repeated by overlapping chunks appear once. Each fact row is marked closed-book (`_closed_book`): its
+    training record asks the question without the document, as users will. Every fact row gets all of the
+    leaf's seed Q&A pairs as examples (rotated, so each row leads with a different one).
+    """
+
+    kind = "split_facts"
+
+    def apply(self, table: Table, ctx: LeafContext) -> Table:
+        from labrador.sdg.facts import split_facts
+
+        column, output = self.config.get("column", "document"), self.config.get("output", "fact")
+        table.require(column, block=self.name)
+        pool: list[dict[str, str]] = []
+        for row in table:
+            pool += [s for s in row.get("_icl_seeds") or [] if s not in pool]
+        seen: set[str] = set()
+        out: list[Row] = []
+        for row in table:
+            for fact in split_facts(str(row[column]), int(self.config.get("min_words", 4))):
+                if fact in seen:
+                    continue
+                seen.add(fact)
+                shift = len(out) % len(pool) if pool else 0
+                out.append({**row, output: fact, "_closed_book": True, "_icl_seeds": pool[shift:] + pool[:shift]})
+        return Table(out)
+
+
+class FilterQuestionsBlock(Block):
+    """Keep generated questions that are questions, share a content word with their `fact` and name nothing
+    that the `source` text does not (see `labrador.sdg.facts.question_fits`)."""
+
+    kind = "filter_questions"
+
+    def apply(self, table: Table, ctx: LeafContext) -> Table:
+        from labrador.sdg.facts import question_fits
+
+        question, fact = self.config.get("question", "question"), self.config.get("fact", "fact")
+        source = self.config.get("source", "raw_document")
+        table.require(question, fact, source, block=self.name)
+        shared = int(self.config.get("min_shared_words", 1))
+        return Table(r for r in table if question_fits(str(r[question]), str(r[fact]), str(r[source]), shared)
+                     is None)
+
+
 BLOCK_TYPES: dict[str, type[Block]] = {
     cls.kind: cls
     for cls in (LLMBlock, FilterByValueBlock, RenameColumnsBlock, DuplicateColumnsBlock, CombineColumnsBlock,
-                DropColumnsBlock, SelectColumnsBlock, SampleBlock, FlattenBlock)
+                DropColumnsBlock, SelectColumnsBlock, SampleBlock, FlattenBlock, SplitFactsBlock,
+                FilterQuestionsBlock)
 }

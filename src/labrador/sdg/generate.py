@@ -105,9 +105,14 @@ async def _run_leaf(leaf: Any, root: Path, pipelines: dict[str, Pipeline], teach
                                            for r in result.aux_rows))
         else:
             table = skill_table(leaf, options.scale_factor)
+        facts = Table([])
+        if leaf.kind == "knowledge" and "knowledge_facts" in pipelines:
+            # Run on the chunks alone (not the summaries): a fact's answer must be the contributor's own words.
+            ctx.pipeline = pipelines["knowledge_facts"].name
+            facts = await pipelines["knowledge_facts"].run(table.filter(lambda r: "summary" not in r), ctx)
         pipe = pipelines[leaf.kind]
         ctx.pipeline = pipe.name
-        out = await pipe.run(table, ctx)
+        out = (await pipe.run(table, ctx)).concat(facts)
         max_answer = options.max_answer_tokens or options.max_num_tokens
         result.rows, result.dropped = guard_rows(out.rows, decontaminator, max_answer_tokens=max_answer,
                                                  threshold=options.dedup_threshold)

@@ -69,6 +69,8 @@ def _meta(row: dict[str, Any], result: LeafResult, run: dict[str, str], dataset:
 
 def user_turn(row: dict[str, Any], kind: str) -> str:
     question = str(row["question"]).strip()
+    if row.get("_closed_book"):  # knowledge facts: asked as users ask, without the document
+        return question
     if kind == "knowledge":
         return f"{str(row.get('raw_document') or row['document']).strip()}\n\n{question}"
     if kind == "grounded_skill":
@@ -132,8 +134,10 @@ class RunWriter:
             node: list[dict[str, Any]] = []
             for row in res.rows:
                 meta = _meta(row, res, self.run, "generated")
+                if row.get("_closed_book"):
+                    meta["closed_book"] = True
                 record = make_record(user_turn(row, res.kind), str(row["response"]).strip(), meta,
-                                     unmask=res.kind == "knowledge", legacy=True)
+                                     unmask=res.kind == "knowledge" and not row.get("_closed_book"), legacy=True)
                 node.append(record)
                 train.append(record)
             everything.extend(node)
@@ -149,6 +153,9 @@ class RunWriter:
                                        str(row["summary"]).strip(), meta, unmask=True))
             p10 = []
             for index, row in enumerate(res.rows):
+                if row.get("_closed_book"):  # already closed-book: replayed as it is (no documents to add)
+                    p10.append(p07[index])
+                    continue
                 rng = random.Random(f"{opts.seed}|raft|{res.rel_path}|{index}")
                 user, raft = raft_user(row, pool, rng, opts.raft_distractors, opts.raft_gold_ratio)
                 meta = {**_meta(row, res, self.run, "knowledge_p10"), "raft": raft}

@@ -1,5 +1,6 @@
 """Pipelines: ordered blocks declared in YAML. A pipeline *set* is a directory with one file per leaf kind:
-`knowledge.yaml`, `freeform_skill.yaml`, `grounded_skill.yaml` and optionally `knowledge_aux.yaml`.
+`knowledge.yaml`, `freeform_skill.yaml`, `grounded_skill.yaml` and optionally `knowledge_aux.yaml` (summaries
+that become more documents) and `knowledge_facts.yaml` (questions whose answers are the document's sentences).
 
 `--pipeline simple|full` picks a built-in set (package data under sdg/pipelines/); any other value is a path to a
 directory laid out the same way (copy a built-in one to start). Prompts named in a user pipeline may be
@@ -18,7 +19,7 @@ from labrador.sdg.context import LeafContext
 from labrador.sdg.table import Table
 
 BUILTIN = ("simple", "full")
-KINDS = ("knowledge", "freeform_skill", "grounded_skill", "knowledge_aux")
+KINDS = ("knowledge", "freeform_skill", "grounded_skill", "knowledge_aux", "knowledge_facts")
 
 
 @dataclass

@@ -1,0 +1,122 @@
+"""Knowledge facts: sentence splitting, grounding checks, the two fact blocks, the writer's closed-book rows and
+the pipeline's decontamination of them. The real teacher writes fact questions in tests/test_sdg_e2e.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from labrador.pipeline.settings import PipelineSettings
+from labrador.pipeline.stages import decontaminate
+from labrador.sdg.blocks import BLOCK_TYPES
+from labrador.sdg.context import GenerateOptions, LeafContext
+from labrador.sdg.facts import grounded_in, question_fits, split_facts
+from labrador.sdg.output import LeafResult, RunWriter
+from labrador.sdg.table import Table
+
+DOC = """# Brackenford
+
+Brackenford is a village on the River Lune. It was founded in 1650 by a miller.
+
+## Trade
+
+The village had 3 mills in 1800. Wool was sold every Monday.
+
+| Firm | Founded | Workers |
+|---|---|---|
+| Lune Mill | 1802 | 30 |
+| Fell Dairy | 1920 | |
+"""
+
+
+def test_split_facts_sentences_tables_pronouns_and_fragments() -> None:
+    facts = split_facts(DOC)
+    assert facts == [
+        "Brackenford is a village on the River Lune. It was founded in 1650 by a miller.",  # "It" keeps its name
+        "The village had 3 mills in 1800.",
+        "Wool was sold every Monday.",
+        "Lune Mill: Founded 1802; Workers 30.",
+        "Fell Dairy: Founded 1920.",
+    ]
+    assert not any(f.startswith("#") for f in facts)
+    # the tail of a sentence cut by a chunk's overlap is no fact; nor is a sentence under min_words words
+    assert split_facts("at the Harrow Pits in 1788. The bridge is 212 metres long. Yes it is.") == [
+        "The bridge is 212 metres long."]
+
+
+def test_grounded_in_and_question_fits() -> None:
+    source = "Kelderwick was founded in 1742 by Aldous Penhallow, a ferryman."
+    assert grounded_in("It was founded by Aldous Penhallow in 1742.", source)
+    assert not grounded_in("It was founded by Hester Vane in 1742.", source)  # an invented name
+    assert not grounded_in("Penhallow founded it in 1790.", source)  # an invented year
+    assert question_fits("Who founded Kelderwick?", source, source) is None
+    assert question_fits("Who founded Kelderwick", source, source) == "not_a_question"
+    assert question_fits("What is the largest island in the world?", source, source) == "off_topic"
+    assert question_fits("Did Penhallow sail to Scotland?", source, source) == "ungrounded"
+
+
+def test_split_facts_block_dedups_overlap_and_rotates_all_seed_pairs(tmp_path: Path) -> None:
+    seeds_a = [{"question": "Qa?", "answer": "Aa."}]
+    seeds_b = [{"question": "Qb?", "answer": "Ab."}]
+    table = Table([{"document": "One fact is stated here. Two facts are stated here.", "_icl_seeds": seeds_a},
+                   {"document": "Two facts are stated here. Three facts are stated here.", "_icl_seeds": seeds_b}])
+    ctx = LeafContext("knowledge/x", "facts", None, GenerateOptions())  # type: ignore[arg-type]
+    out = asyncio.run(BLOCK_TYPES["split_facts"]("split", {}).run(table, ctx))
+    assert [r["fact"] for r in out] == ["One fact is stated here.", "Two facts are stated here.",
+                                        "Three facts are stated here."]
+    assert all(r["_closed_book"] for r in out)
+    assert [r["_icl_seeds"][0]["question"] for r in out] == ["Qa?", "Qb?", "Qa?"]  # the leaf's pool, rotated
+    kept = asyncio.run(BLOCK_TYPES["filter_questions"]("filter", {}).run(Table([
+        {"question": "How many facts are stated?", "fact": "Two facts are stated here.", "raw_document": "x"},
+        {"question": "Who is the king of Spain?", "fact": "Two facts are stated here.", "raw_document": "x"},
+    ]), ctx))
+    assert [r["question"] for r in kept] == ["How many facts are stated?"]
+    assert ctx.stats[-1].filtered == 1
+
+
+def fact_row(question: str, fact: str) -> dict:
+    return {"question": question, "response": fact, "fact": fact, "document": DOC, "raw_document": DOC,
+            "_closed_book": True, "source_document": "b.md", "chunk_index": 0,
+            "_meta": {"block": "gen_fact_questions", "prompt_hash": "0123456789ab", "sample_index": 0,
+                      "lineage": ["gen_fact_questions:0123456789ab:0"]}}
+
+
+def test_writer_asks_fact_rows_closed_book_in_both_phases(tmp_path: Path) -> None:
+    qa = {**fact_row("When was it founded?", "In 1650."), "_closed_book": False}
+    rows = [fact_row("Who founded Brackenford?", "It was founded in 1650 by a miller."), qa]
+    stamp = "2026-01-01T00_00_00"
+    RunWriter(tmp_path, stamp, {"pipeline": "simple", "teacher": "t"}, GenerateOptions(seed=1)).write(
+        [LeafResult("knowledge/b/qna.yaml", "knowledge", rows=rows)])
+    p07 = [json.loads(line) for line in (tmp_path / f"knowledge_train_msgs_{stamp}.jsonl").read_text().splitlines()]
+    fact = next(r for r in p07 if r["metadata"].get("closed_book"))
+    assert fact["messages"][1]["content"] == "Who founded Brackenford?" and fact["unmask"] is False
+    other = next(r for r in p07 if not r["metadata"].get("closed_book"))
+    assert other["messages"][1]["content"].startswith("# Brackenford") and other["unmask"] is True
+    p10 = [json.loads(line) for line in (tmp_path / f"skills_train_msgs_{stamp}.jsonl").read_text().splitlines()]
+    assert any(r["messages"][1]["content"] == "Who founded Brackenford?" for r in p10)
+    assert not any("Document:" in r["messages"][1]["content"] and "Who founded" in r["messages"][1]["content"]
+                   for r in p10)  # fact rows get no RAFT documents
+
+
+def test_decontamination_checks_only_the_question_of_fact_rows(tmp_path: Path) -> None:
+    heldout = tmp_path / "heldout.yaml"
+    heldout.write_text("version: 1\nquestions:\n  - question: How far is Brackenford from the sea at Lune Bay?\n"
+                       "    answer: 9 km.\n    key_facts: ['9']\n")
+    fact = "Brackenford is 9 km from the sea at Lune Bay."  # a document sentence that answers it, by design
+
+    def row(question: str, closed_book: bool) -> dict:
+        return {"id": question, "messages": [{"role": "user", "content": question},
+                                            {"role": "assistant", "content": fact}],
+                "metadata": {"leaf_kind": "knowledge", "closed_book": closed_book}}
+
+    data = tmp_path / "gen.jsonl"
+    rows = [row("Where is Brackenford?", True), row("Where is Brackenford?", False),
+            row("How far is Brackenford from the sea at Lune Bay?", True)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = PipelineSettings(taxonomy_path=tmp_path, run_dir=tmp_path, heldout=heldout)
+    result = decontaminate(settings, {"knowledge": [str(data)], "skills": []}, [], tmp_path / "out")
+    kept = [json.loads(line) for line in Path(result["files"]["knowledge"]).read_text().splitlines()]
+    assert [(r["messages"][0]["content"], r["metadata"]["closed_book"]) for r in kept] == [
+        ("Where is Brackenford?", True)]
+    assert len(result["removed"]) == 2
