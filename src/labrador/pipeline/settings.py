@@ -31,13 +31,13 @@ class PipelineSettings:
     train_on_seeds: bool = True  # add the knowledge leaves' own seed Q&A pairs to the training data
     self_replay: bool = True  # mix in the base student's own answers to general prompts (see pipeline/replay.py)
     replay_prompts: Path | None = None  # None: the bundled labrador/data/replay/general_prompts.yaml
-    replay_max_tokens: int = 96
+    replay_max_tokens: int = 64
     # training (knowledge phase, then skills phase from the knowledge checkpoint). LoRA on every linear layer
     # (facts live in the MLPs as much as in attention), a high learning rate and small batches: few samples
     # and few epochs is all two CPU cores allow in the demo's time.
     train_pipeline: str = "simple"  # simple = LoRA, full = every weight
-    knowledge_epochs: int = 2
-    knowledge_lr: float = 3e-4
+    knowledge_epochs: int = 3
+    knowledge_lr: float = 1e-3
     skills_epochs: int = 1
     skills_lr: float = 1e-4
     effective_batch_size: int = 4
