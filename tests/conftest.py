@@ -83,3 +83,20 @@ def run_ilab() -> Callable[..., subprocess.CompletedProcess[str]]:
                               cwd=cwd, env=full_env)
 
     return run
+
+
+@pytest.fixture
+def pipeline_without_facts() -> Callable[..., Path]:
+    return copy_pipeline_without_facts
+
+
+def copy_pipeline_without_facts(dest: Path, builtin: str = "simple") -> Path:
+    """A copy of a built-in pipeline set without knowledge_facts.yaml: for tests of other parts of generation
+    (resume, every block of `full`) that need not pay for ~60 more teacher calls on the sample document."""
+    import shutil
+    from importlib import resources
+
+    source = Path(str(resources.files("labrador.sdg").joinpath("pipelines", builtin)))
+    shutil.copytree(source, dest)
+    (dest / "knowledge_facts.yaml").unlink()
+    return dest

@@ -37,14 +37,16 @@ def read_run(out: Path) -> tuple[dict, list[dict]]:
     return summary, rows
 
 
-def test_sigkill_halfway_then_rerun_completes_from_cache(tmp_path: Path, isolated_home: Path, run_ilab) -> None:
+def test_sigkill_halfway_then_rerun_completes_from_cache(tmp_path: Path, isolated_home: Path, run_ilab,
+                                                        pipeline_without_facts) -> None:
     taxonomy = tmp_path / "taxonomy"
     shutil.copytree(SAMPLE, taxonomy)
     git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
     for cmd in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "sample"]):
         subprocess.run([*git, *cmd], cwd=taxonomy, check=True)
+    pipeline = pipeline_without_facts(tmp_path / "pipeline")  # the resume mechanism is the same for every block
     args = ["data", "generate", "--taxonomy-path", str(taxonomy), "--taxonomy-base", "empty", "--pipeline",
-            "simple", "--sdg-scale-factor", "1", "--max-num-tokens", "48", "--chunk-size", "1000", "--seed", "5",
+            str(pipeline), "--sdg-scale-factor", "1", "--max-num-tokens", "48", "--chunk-size", "1000", "--seed", "5",
             "--threads", "1", "--num-workers", "2", "--quiet"]
     cache = isolated_home / "cache" / "labrador" / "sdg" / "teacher_cache.sqlite"
 
