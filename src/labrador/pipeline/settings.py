@@ -64,8 +64,7 @@ class PipelineSettings:
         replay = {"student": self.student, "prompts": self.replay_prompts, "general": self.general_check,
                   "max_tokens": self.replay_max_tokens} if self.self_replay else None
         return {"heldout": self.heldout, "closed_book": self.closed_book, "seeds": self.train_on_seeds,
-                "grounded_only": self.grounded_only,
-                "replay": replay}
+                "grounded_only": self.grounded_only, "replay": replay}
 
     def training_inputs(self, phase: str) -> dict[str, Any]:
         epochs, lr = ((self.knowledge_epochs, self.knowledge_lr) if phase == "knowledge"

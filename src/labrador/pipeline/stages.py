@@ -16,6 +16,7 @@ from labrador.errors import DataError, LabradorError
 from labrador.pipeline.decontam import Decontaminator, user_texts
 from labrador.pipeline.questions import QuestionSet, load_question_set
 from labrador.pipeline.settings import PipelineSettings
+from labrador.sdg.facts import grounded_in
 
 
 def _require(module: str, stage: str, by_hand: str) -> Any:
@@ -101,8 +102,6 @@ def closed_book_copy(row: dict[str, Any]) -> dict[str, Any] | None:
         return None
     source, question = (part.strip() for part in users[0]["content"].rsplit("\n\n", 1))
     answers = [m.get("content", "") for m in messages if m.get("role") == "assistant"]
-    from labrador.sdg.facts import grounded_in
-
     if not question or len(answers) != 1 or not grounded_in(answers[0], source):
         return None
     copied = [dict(m, content=question) if m is users[0] else dict(m) for m in messages]
@@ -157,8 +156,6 @@ def _grounded_row(row: dict[str, Any]) -> bool:
     """False for a knowledge row whose answer names a thing or a number its documents (the user turn) do not:
     a small teacher's invented "facts" ("England is the capital of the United Kingdom and ten other states")
     would be taught as knowledge. Other rows, and fact rows (their answer is the document), are kept."""
-    from labrador.sdg.facts import grounded_in
-
     meta = row.get("metadata") or {}
     if meta.get("leaf_kind") != "knowledge" or meta.get("closed_book"):
         return True
