@@ -58,4 +58,5 @@ def test_prepare_data_adds_the_base_students_own_answers(tmp_path: Path) -> None
         assert [r["messages"][1]["content"] for r in replayed] == ["Name three primary colors.",
                                                                    "What is 100 divided by 4?"]
         assert all(r["messages"][0]["role"] == "system" and r["messages"][2]["content"].strip() for r in replayed)
+        assert all(r["anchor"] is True for r in replayed)  # trained by KL to the starting model (replay_kl)
     assert "25" in replayed[1]["messages"][2]["content"]  # SmolLM2 answers this one right, greedily

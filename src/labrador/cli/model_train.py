@@ -58,6 +58,8 @@ def _train_defaults() -> Any:
 @click.option("--phase2-learning-rate", type=float, default=6e-6, show_default=True)
 @click.option("--phase2-effective-batch-size", type=int)
 @click.option("--no-cache", is_flag=True, help="Tokenize again instead of reusing the processed-data cache.")
+@click.option("--anchor-kl/--no-anchor-kl", default=True, show_default=True,
+              help='Rows with "anchor": true train by KL to the starting model (off: cross-entropy on their text).')
 def train(**kw: Any) -> None:
     """Tune a student model on generated data (LoRA or full, packed, resumable, phased)."""
     from labrador.train.options import TrainOptions
@@ -82,7 +84,8 @@ def train(**kw: Any) -> None:
         phase1_num_epochs=kw["phase1_num_epochs"], phase1_learning_rate=kw["phase1_learning_rate"],
         phase1_effective_batch_size=kw["phase1_effective_batch_size"],
         phase2_num_epochs=kw["phase2_num_epochs"], phase2_learning_rate=kw["phase2_learning_rate"],
-        phase2_effective_batch_size=kw["phase2_effective_batch_size"], use_cache=not kw["no_cache"])
+        phase2_effective_batch_size=kw["phase2_effective_batch_size"], use_cache=not kw["no_cache"],
+        anchor_kl=kw["anchor_kl"])
     from labrador.train import run
 
     opts = run.resumed_options(opts)

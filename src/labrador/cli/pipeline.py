@@ -46,13 +46,15 @@ def pipeline() -> None:
               help="Mix the base student's own answers to general prompts into training (against forgetting).")
 @click.option("--replay-prompts", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML 'prompts:' list for self-replay (default: the bundled general prompts).")
+@click.option("--replay-kl/--no-replay-kl", default=True, show_default=True,
+              help="Train self-replay rows as anchors (KL to the phase's starting model) rather than as text.")
 def run(taxonomy_path: str | None, taxonomy_base: str | None, run_dir: str | None, student: str | None,
         teacher: str | None, judge: str | None, heldout: str | None, general_check: str | None, scale: int | None,
         chunk_size: int | None, train_pipeline: str | None, knowledge_epochs: int | None,
         knowledge_lr: float | None, skills_epochs: int | None, skills_lr: float | None, max_seq_len: int | None,
         threads: int | None,
         force: tuple[str, ...], stop_after: str | None, no_judge: bool, self_replay: bool,
-        replay_prompts: str | None) -> None:
+        replay_prompts: str | None, replay_kl: bool) -> None:
     """For a taxonomy and a student: validate the changed leaves, generate data with the teacher, train (knowledge
     phase, then skills phase), convert to GGUF, and evaluate base and tuned models. Stages whose inputs did not
     change are reused, so re-running after a crash or an edit redoes only what is needed."""
@@ -70,7 +72,7 @@ def run(taxonomy_path: str | None, taxonomy_base: str | None, run_dir: str | Non
         taxonomy_base=taxonomy_base or cfg.generate.taxonomy_base, student=student or cfg.train.model,
         teacher=teacher or cfg.generate.teacher, judge=judge,
         heldout=Path(heldout) if heldout else None, general_check=Path(general_check) if general_check else None,
-        force=list(force), skip_judge=no_judge, self_replay=self_replay,
+        force=list(force), skip_judge=no_judge, self_replay=self_replay, replay_kl=replay_kl,
         replay_prompts=Path(replay_prompts) if replay_prompts else None)
     overrides = {"scale_factor": scale, "chunk_size": chunk_size, "train_pipeline": train_pipeline,
                  "knowledge_epochs": knowledge_epochs, "knowledge_lr": knowledge_lr, "skills_epochs": skills_epochs,

@@ -32,6 +32,7 @@ class PipelineSettings:
     self_replay: bool = True  # mix in the base student's own answers to general prompts (see pipeline/replay.py)
     replay_prompts: Path | None = None  # None: the bundled labrador/data/replay/general_prompts.yaml
     replay_max_tokens: int = 64
+    replay_kl: bool = True  # replay rows are anchors: KL to the phase's starting model, not their text (train/data.py)
     # training (knowledge phase, then skills phase from the knowledge checkpoint). LoRA on every linear layer
     # (facts live in the MLPs as much as in attention), a high learning rate and small batches: few samples
     # and few epochs is all two CPU cores allow in the demo's time.
@@ -62,7 +63,7 @@ class PipelineSettings:
 
     def data_inputs(self) -> dict[str, Any]:
         replay = {"student": self.student, "prompts": self.replay_prompts, "general": self.general_check,
-                  "max_tokens": self.replay_max_tokens} if self.self_replay else None
+                  "max_tokens": self.replay_max_tokens, "kl": self.replay_kl} if self.self_replay else None
         return {"heldout": self.heldout, "closed_book": self.closed_book, "seeds": self.train_on_seeds,
                 "grounded_only": self.grounded_only, "replay": replay}
 

@@ -130,6 +130,8 @@ def prepare_data(settings: PipelineSettings, generated: dict[str, Any], leaves: 
     self-replay rows, to both phases (phase 2 replays phase 1's knowledge, like sdg does)."""
     result = decontaminate(settings, generated, leaves, out_dir)
     replay = self_replay(settings, result) if settings.self_replay else []
+    if settings.replay_kl:
+        replay = [{**row, "anchor": True} for row in replay]
     for kind in ("knowledge", "skills"):
         path = Path(result["files"][kind])
         rows = _read_jsonl(path)

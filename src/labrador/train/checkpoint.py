@@ -25,13 +25,13 @@ def unwrap(model: Any) -> Any:
     return model.module if hasattr(model, "module") else model
 
 
-def _is_fsdp(model: Any) -> bool:
+def is_fsdp(model: Any) -> bool:
     return type(model).__name__ == "FullyShardedDataParallel"
 
 
 def full_model_state(model: Any) -> dict[str, Any] | None:
     """The whole (unsharded) state dict; under FSDP gathered on rank 0 (None elsewhere)."""
-    if _is_fsdp(model):
+    if is_fsdp(model):
         import torch.distributed as dist
         from torch.distributed.fsdp import FullStateDictConfig, StateDictType
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
@@ -55,7 +55,7 @@ def save_hf(model: Any, tokenizer: Any, target: Path, is_main: bool) -> Path | N
     tmp.mkdir(parents=True)
     if hasattr(inner, "merge_and_unload"):  # peft: merge a copy, keep training the adapters
         merged = copy.deepcopy(inner)
-        if _is_fsdp(model):
+        if is_fsdp(model):
             merged.load_state_dict(state)
         merged = merged.merge_and_unload()
         merged.save_pretrained(tmp, safe_serialization=True)
@@ -100,7 +100,7 @@ def save_full_state(target: Path, model: Any, optimizer: Any, scheduler: Any, pr
     import torch.distributed as dist
 
     tmp = target.with_name(target.name + ".tmp")
-    fsdp = _is_fsdp(model)
+    fsdp = is_fsdp(model)
     if rank == 0:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -156,7 +156,7 @@ def load_full_state(target: Path, model: Any, optimizer: Any, scheduler: Any, ra
     progress = load_progress(target)
     if progress is None:
         raise LabradorError(f"{target} holds no resumable training state; start without --resume.")
-    if _is_fsdp(model):
+    if is_fsdp(model):
         if progress.get("world_size") != world_size:
             raise LabradorError(f"{target} was written by {progress.get('world_size')} FSDP processes; resume "
                                 f"with the same --nproc-per-node x --nnodes (now {world_size}).")

@@ -2,6 +2,9 @@
 
 Labels follow InstructLab's rule: loss falls on assistant content and its end-of-turn token only (system and
 user tokens get -100); a sample with ``"unmask": true`` also trains on user turns (never on system turns).
+A sample with ``"anchor": true`` is an *anchor*: its assistant tokens are trained to keep the phase's starting
+model's next-token distribution (KL, see `batching.summed_loss`) rather than to reproduce its text; the
+pipeline marks its self-replay rows so (docs/training.md, "Anchor rows").
 Samples longer than ``max_seq_len`` are dropped and counted, never truncated: a cut answer teaches the model
 to stop mid-sentence.
 """
@@ -22,7 +25,7 @@ from labrador.errors import DataError
 
 IGNORE = -100
 ROLES = ("system", "user", "assistant")
-CACHE_FORMAT = 1  # bump when the processing rules change, so old caches are not reused
+CACHE_FORMAT = 2  # bump when the processing rules change, so old caches are not reused
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Conversation:
     messages: list[dict[str, str]]
     unmask: bool
     line: int
+    anchor: bool = False
 
 
 @dataclass
@@ -44,6 +48,10 @@ class ProcessedData:
     dropped_no_loss: int = 0
     from_cache: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    anchors: np.ndarray | None = None  # bool per sample; None: no anchor rows
+
+    def is_anchor(self, i: int) -> bool:
+        return self.anchors is not None and bool(self.anchors[i])
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -67,7 +75,8 @@ class ProcessedData:
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
         labels = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int32)
-        return ProcessedData(ids, labels, offsets, self.source)
+        anchors = self.anchors[indices] if self.anchors is not None else None
+        return ProcessedData(ids, labels, offsets, self.source, anchors=anchors)
 
 
 def read_conversations(path: Path) -> list[Conversation]:
@@ -107,7 +116,7 @@ def _parse_record(record: Any, path: Path, number: int) -> Conversation:
     if not any(m["role"] == "assistant" for m in messages):
         raise DataError(f"{where}: the conversation has no assistant turn, so there is nothing to learn from it; "
                         "every sample needs at least one message with role 'assistant'.")
-    return Conversation(messages, bool(record.get("unmask", False)), number)
+    return Conversation(messages, bool(record.get("unmask", False)), number, bool(record.get("anchor", False)))
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]]) -> str:
@@ -188,11 +197,14 @@ def process_file(path: Path, tokenizer: Any, max_seq_len: int, use_cache: bool =
     if use_cache and cached.is_file():
         with np.load(cached) as archive:
             meta = json.loads(str(archive["meta"]))
+            anchors = archive["anchors"] if bool(archive["anchors"].any()) else None
             return ProcessedData(archive["input_ids"], archive["labels"], archive["offsets"], str(path),
-                                 meta["dropped_too_long"], meta["dropped_no_loss"], from_cache=True)
+                                 meta["dropped_too_long"], meta["dropped_no_loss"], from_cache=True,
+                                 anchors=anchors)
     all_ids: list[int] = []
     all_labels: list[int] = []
     offsets = [0]
+    anchor_flags: list[bool] = []
     too_long = no_loss = 0
     for conv in conversations:
         ids, labels = tokenize_conversation(tokenizer, conv)
@@ -205,11 +217,13 @@ def process_file(path: Path, tokenizer: Any, max_seq_len: int, use_cache: bool =
         all_ids.extend(ids)
         all_labels.extend(labels)
         offsets.append(len(all_ids))
+        anchor_flags.append(conv.anchor)
     if len(offsets) == 1:
         raise DataError(f"{path}: all {len(conversations)} conversations are longer than --max-seq-len "
                         f"{max_seq_len} tokens or have empty answers; raise --max-seq-len or shorten the data.")
     data = ProcessedData(np.array(all_ids, dtype=np.int32), np.array(all_labels, dtype=np.int32),
-                         np.array(offsets, dtype=np.int64), str(path), too_long, no_loss)
+                         np.array(offsets, dtype=np.int64), str(path), too_long, no_loss,
+                         anchors=np.array(anchor_flags, dtype=bool) if any(anchor_flags) else None)
     if use_cache:
         _write_cache(cached, data)
     return data
@@ -220,7 +234,9 @@ def _write_cache(target: Path, data: ProcessedData) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     meta = json.dumps({"dropped_too_long": data.dropped_too_long, "dropped_no_loss": data.dropped_no_loss})
     with tmp.open("wb") as handle:
-        np.savez(handle, input_ids=data.input_ids, labels=data.labels, offsets=data.offsets, meta=np.array(meta))
+        anchors = data.anchors if data.anchors is not None else np.zeros(len(data), dtype=bool)
+        np.savez(handle, input_ids=data.input_ids, labels=data.labels, offsets=data.offsets, anchors=anchors,
+                 meta=np.array(meta))
     tmp.replace(target)
 
 
@@ -232,10 +248,14 @@ def process_files(files: list[Path], tokenizer: Any, max_seq_len: int, use_cache
     offsets = [0]
     for part in parts:
         offsets.extend((part.offsets[1:] + offsets[-1]).tolist())
+    anchors = None
+    if any(p.anchors is not None for p in parts):
+        anchors = np.concatenate([p.anchors if p.anchors is not None else np.zeros(len(p), dtype=bool)
+                                  for p in parts])
     return ProcessedData(np.concatenate([p.input_ids for p in parts]), np.concatenate([p.labels for p in parts]),
                          np.array(offsets, dtype=np.int64), ",".join(str(f) for f in files),
                          sum(p.dropped_too_long for p in parts), sum(p.dropped_no_loss for p in parts),
-                         all(p.from_cache for p in parts))
+                         all(p.from_cache for p in parts), anchors=anchors)
 
 
 def split_held_out(data: ProcessedData, fraction: float, seed: int) -> tuple[ProcessedData, ProcessedData | None]:

@@ -30,6 +30,7 @@ class PhaseSpec:
     learning_rate: float
     effective_batch_size: int
     out_dir: Path
+    reference: Any = None  # callable MicroBatch -> the starting model's logits, for anchor samples (or None)
 
 
 @dataclass
@@ -151,7 +152,8 @@ def train_phase(model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions,
                     return result
                 started = time.perf_counter()
                 batch = batches[step_in_epoch]
-                step_loss = _optimizer_step(model, data, batch, lengths, loss_tokens, opts, env, parameters)
+                step_loss = _optimizer_step(model, data, batch, lengths, loss_tokens, opts, env, parameters,
+                                            spec.reference)
                 grad_norm = torch.nn.utils.clip_grad_norm_(parameters, opts.max_grad_norm) \
                     if not hasattr(model, "clip_grad_norm_") else model.clip_grad_norm_(opts.max_grad_norm)
                 lr = scheduler.get_last_lr()[0]
@@ -188,7 +190,7 @@ def train_phase(model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions,
 
 
 def _optimizer_step(model: Any, data: ProcessedData, batch: list[int], lengths: Any, loss_tokens: Any,
-                    opts: TrainOptions, env: DistEnv, parameters: list[Any]) -> float:
+                    opts: TrainOptions, env: DistEnv, parameters: list[Any], reference: Any = None) -> float:
     """Forward/backward every micro-batch of this rank's share; returns the global per-token loss."""
     total_tokens = float(sum(int(loss_tokens[i]) for i in batch))
     mine = batching.split_for_rank(batch, lengths, env.world_size, env.rank)
@@ -202,7 +204,7 @@ def _optimizer_step(model: Any, data: ProcessedData, batch: list[int], lengths: 
         sync = contextlib.nullcontext() if last or not env.distributed else model.no_sync()
         with sync:
             with _autocast(env):
-                loss = batching.summed_loss(model, batching.collate(data, group, env.device))
+                loss = batching.summed_loss(model, batching.collate(data, group, env.device), reference)
             (loss * scale).backward()
         local += float(loss.detach()) if scale else 0.0
     return all_reduce_sum(local, env) / total_tokens

@@ -52,6 +52,7 @@ class TrainOptions:
     phase2_learning_rate: float = 6e-6
     phase2_effective_batch_size: int | None = None
     use_cache: bool = True
+    anchor_kl: bool = True  # anchor rows ("anchor": true) train by KL to the phase's starting model
 
     @property
     def lora(self) -> bool:

@@ -14,15 +14,18 @@ With `--strategy single` the only phase is `train`; with `lab-multiphase` they a
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labrador.errors import LabradorError, ModelError
+from labrador.train import checkpoint, distributed, loop, student
 from labrador.train import data as data_mod
-from labrador.train import distributed, loop, student
 from labrador.train.metrics import MetricsLog, plot_loss
 from labrador.train.options import TrainOptions
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -130,6 +133,36 @@ def build_model(source: student.Student, opts: TrainOptions, env: distributed.Di
     return distributed.wrap(model, env, opts.distributed_strategy)
 
 
+def anchor_reference(model: Any, start: student.Student, opts: TrainOptions, env: distributed.DistEnv) -> Any:
+    """A callable giving the phase's starting model's logits for a MicroBatch, for KL on anchor rows.
+
+    LoRA: the same model with its adapters switched off (no extra memory). Full fine-tuning: a frozen second
+    copy of the starting model. Under FSDP the weights are sharded and cannot be run outside the wrapper, so
+    anchor rows fall back to cross-entropy on their text there (with a warning), as with --no-anchor-kl."""
+    import torch
+
+    from labrador.train import batching
+
+    if not opts.anchor_kl:
+        return None
+    inner = checkpoint.unwrap(model)
+    if checkpoint.is_fsdp(model):
+        if env.is_main:
+            logger.warning("Anchor rows train with cross-entropy under FSDP (no unsharded reference model).")
+        return None
+    if hasattr(inner, "disable_adapter"):
+        def adapters_off(batch: Any) -> Any:
+            with torch.no_grad(), inner.disable_adapter():
+                return batching.kept_logits(inner, batch)
+        return adapters_off
+    frozen = student.load_model(start, env.device).eval().requires_grad_(False)
+
+    def frozen_copy(batch: Any) -> Any:
+        with torch.no_grad():
+            return batching.kept_logits(frozen, batch)
+    return frozen_copy
+
+
 def _has_flash_attn(env: distributed.DistEnv) -> bool:
     import importlib.util
 
@@ -202,7 +235,8 @@ def _run(opts: TrainOptions, source: student.Student, env: distributed.DistEnv) 
         _write_journal(journal_path, journal, env)
         model = build_model(current, opts, env)
         spec = loop.PhaseSpec(plan.name, train, held_out, plan.num_epochs, plan.learning_rate,
-                              plan.effective_batch_size, run_dir / plan.name if len(plans) > 1 else run_dir)
+                              plan.effective_batch_size, run_dir / plan.name if len(plans) > 1 else run_dir,
+                              anchor_reference(model, current, opts, env) if train.anchors is not None else None)
         result = loop.train_phase(model, tokenizer, spec, opts, env, metrics, opts.resume, budget)
         state.update(checkpoints=result.checkpoints, best=result.best, steps=result.global_step)
         if result.initial_held_out_loss is not None:
