@@ -73,11 +73,12 @@ def test_kl_against_the_model_itself_leaves_only_the_plain_rows_cross_entropy(ca
     assert everything > expected + 1.0
 
 
-def _train(tmp: Path, name: str, records: list[dict], anchor_kl: bool = True) -> str:
+def _train(tmp: Path, name: str, records: list[dict], anchor_kl: bool = True, pipeline: str = "simple",
+           lr: float = 5e-2) -> str:
     data = write_jsonl(tmp / f"{name}.jsonl", records)
     journal = run_training(TrainOptions(
-        model_path=str(tiny_llama_dir()), data_path=str(data), ckpt_output_dir=str(tmp / name), pipeline="simple",
-        num_epochs=3, learning_rate=5e-2, effective_batch_size=2, max_seq_len=256, max_batch_len=512,
+        model_path=str(tiny_llama_dir()), data_path=str(data), ckpt_output_dir=str(tmp / name), pipeline=pipeline,
+        num_epochs=3, learning_rate=lr, effective_batch_size=2, max_seq_len=256, max_batch_len=512,
         warmup_steps=0, lora_rank=4, lora_alpha=8, lora_dropout=0.0, held_out_fraction=0.0, anchor_kl=anchor_kl,
         lora_target_modules=["q_proj", "v_proj", "gate_proj", "down_proj"]))
     return journal["phases"]["train"]["best"]["path"]
@@ -113,6 +114,17 @@ def test_lora_on_anchor_rows_keeps_the_starting_distribution_and_text_training_d
     assert moved > 5 * kept  # measured: 0.0016 against 0.023
     metrics = [json.loads(line) for line in (cache_home / "anchored" / "metrics.jsonl").read_text().splitlines()]
     assert max(abs(m["loss"]) for m in metrics if "loss" in m) < 0.05  # KL per token; text rows: ~10.6
+
+
+def test_full_fine_tuning_anchors_to_a_frozen_copy_of_the_starting_model(cache_home: Path) -> None:
+    """Without LoRA the reference is a frozen second copy: anchor rows alone keep the model where it started,
+    while the same rows trained as text move it (the same check as for LoRA)."""
+    records = _records([True] * 6)
+    rows = write_jsonl(cache_home / "rows.jsonl", records)
+    kept = _kl_per_token(_train(cache_home, "full_anchored", records, pipeline="full", lr=2e-3), rows)
+    moved = _kl_per_token(_train(cache_home, "full_text", records, anchor_kl=False, pipeline="full", lr=2e-3), rows)
+    assert kept < 0.005
+    assert moved > 5 * kept  # measured: 0.0005 against 0.0105
 
 
 def test_anchor_field_is_recorded_in_the_run_config(cache_home: Path) -> None:

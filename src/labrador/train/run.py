@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from labrador.errors import LabradorError, ModelError
-from labrador.train import checkpoint, distributed, loop, student
+from labrador.train import batching, checkpoint, distributed, loop, student
 from labrador.train import data as data_mod
 from labrador.train.metrics import MetricsLog, plot_loss
 from labrador.train.options import TrainOptions
@@ -140,8 +140,6 @@ def anchor_reference(model: Any, start: student.Student, opts: TrainOptions, env
     copy of the starting model. Under FSDP the weights are sharded and cannot be run outside the wrapper, so
     anchor rows fall back to cross-entropy on their text there (with a warning), as with --no-anchor-kl."""
     import torch
-
-    from labrador.train import batching
 
     if not opts.anchor_kl:
         return None
