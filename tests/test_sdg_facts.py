@@ -11,7 +11,7 @@ from labrador.pipeline.settings import PipelineSettings
 from labrador.pipeline.stages import decontaminate
 from labrador.sdg.blocks import BLOCK_TYPES
 from labrador.sdg.context import GenerateOptions, LeafContext
-from labrador.sdg.facts import grounded_in, question_fits, split_facts
+from labrador.sdg.facts import answer_spans, grounded_in, question_fits, seed_answer_span, split_facts
 from labrador.sdg.output import LeafResult, RunWriter
 from labrador.sdg.table import Table
 
@@ -54,6 +54,58 @@ def test_grounded_in_and_question_fits() -> None:
     assert question_fits("Who founded Kelderwick", source, source) == "not_a_question"
     assert question_fits("What is the largest island in the world?", source, source) == "off_topic"
     assert question_fits("Did Penhallow sail to Scotland?", source, source) == "ungrounded"
+
+
+def test_answer_spans_names_years_counts_and_weekdays() -> None:
+    topic = "The history of Kelderwick, a river town on the River Dunmere."
+    spans = answer_spans("In 1861 the timber ferry was replaced by the Copperbell Bridge, a stone bridge of seven "
+                         "arches, 212 metres long, across the Dunmere.", topic)
+    assert spans == [("1861", ("In what year", "When")), ("Copperbell Bridge", ("What is the name of", "Which")),
+                     ("seven arches", ("How many arches", "How")), ("212 metres", ("How many metres", "How"))]
+    # names joined by "and" stay one name; a sentence's first word alone is its subject; topic names are no answer
+    assert [a for a, _ in answer_spans("Kelderwick has a market every Thursday, run by Vane and Daughters.",
+                                       topic)] == ["Thursday", "Vane and Daughters"]
+    # a table row: the header words after ':' and ';' start clauses; a bare count has a plain lead
+    assert answer_spans("Dunmere Boatyard: Founded 1888; Workers 41.", topic) == [
+        ("Dunmere Boatyard", ("What is the name of", "Which")), ("1888", ("In what year", "When")),
+        ("41", ("How many", "How"))]
+    assert answer_spans("Pottery is still the best-known trade.", topic) == []
+    # months are part of dates, not names; a count of a singular noun keeps only the number
+    assert [a for a, _ in answer_spans("The Great Flood of March 1903 destroyed 3,000 paper boats.", topic)] == [
+        "Great Flood", "1903", "3,000"]
+
+
+def test_seed_answer_span_is_what_the_question_asks_for() -> None:
+    assert seed_answer_span("In what year was Kelderwick founded?", "Kelderwick was founded in 1742.") == "1742"
+    assert seed_answer_span("Who is the mayor of Kelderwick?",
+                            "The mayor of Kelderwick is Mirela Oduya.") == "Mirela Oduya"
+    assert seed_answer_span("What is the blue glaze called?", "It is a deep blue glaze.") == ""
+
+
+def test_split_answers_block_rows_leads_and_examples() -> None:
+    seeds = [{"question": "In what year was Lunby founded?", "answer": "Lunby was founded in 1650."},
+             {"question": "Is Lunby old?", "answer": "Lunby is old."}]  # no answer span: not shown
+    table = Table([{"fact": "The bridge was built in 1802 by Ada Fell.", "document_outline": "Lunby",
+                    "_icl_seeds": seeds},
+                   {"fact": "Pottery is still the best-known trade.", "document_outline": "Lunby",
+                    "_icl_seeds": seeds}])
+    ctx = LeafContext("knowledge/x", "facts", None, GenerateOptions())  # type: ignore[arg-type]
+    out = asyncio.run(BLOCK_TYPES["split_answers"]("answers", {}).run(table, ctx))
+    assert [(r["answer_span"], r["question_lead"]) for r in out] == [
+        ("1802", "In what year"), ("1802", "When"), ("Ada Fell", "What is the name of"), ("Ada Fell", "Which"),
+        ("", "What"), ("", "Which")]
+    assert out.rows[0]["answer_line"] == "Answer: 1802\n" and out.rows[-1]["answer_line"] == ""
+    assert [s["answer_span"] for s in out.rows[0]["_icl_seeds"]] == ["1650"]
+    # the teacher continues the lead; the block puts it back before the question is parsed
+    block = BLOCK_TYPES["llm"]("gen", {"prompt": "fact_question", "output_cols": ["question"], "parser": "text"})
+    prompt = block.messages(out.rows[0], ctx, 0, 0)
+    assert isinstance(prompt, str) and prompt.endswith("Fact: The bridge was built in 1802 by Ada Fell.\n"
+                                                       "Answer: 1802\nQuestion: In what year")
+    assert "Answer: 1650\nQuestion: In what year was Lunby founded?" in prompt
+    assert block.parse(" was the bridge built?", out.rows[0]) == [{"question": "In what year was the bridge built?"}]
+    # a question that states its own answer is dropped
+    assert question_fits("In what year was the 1802 bridge built?", out.rows[0]["fact"], "x", 1, "1802") == \
+        "gives_answer"
 
 
 def test_split_facts_block_dedups_overlap_and_rotates_all_seed_pairs(tmp_path: Path) -> None:

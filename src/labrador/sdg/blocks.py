@@ -102,8 +102,10 @@ class LLMBlock(Block):
         msgs = [{"role": "system", "content": system}] if system.strip() else []
         return [*msgs, {"role": "user", "content": user}]
 
-    def parse(self, text: str) -> list[dict[str, str]]:
+    def parse(self, text: str, row: Row | None = None) -> list[dict[str, str]]:
         prefix = self.prompt.prefix
+        if row is not None and "{" in prefix:  # a per-row lead, e.g. "{question_lead}" (sdg/facts.py)
+            prefix = fill(prefix, {k: v for k, v in row.items() if not k.startswith("_")}, self.prompt.source)
         if self.prompt.mode == "completion" and prefix and not text.lstrip().lower().startswith(prefix.lower()):
             text = f"{prefix} {text.lstrip(' ')}"  # the prompt ended with the first tag; put it back
         if self.parser == "regex":
@@ -144,7 +146,7 @@ class LLMBlock(Block):
             stats.cached += int(result.cached)
             stats.prompt_tokens += result.prompt_tokens
             stats.completion_tokens += result.completion_tokens
-            items = self.parse(result.text)
+            items = self.parse(result.text, table.rows[i])
             if result.finish_reason == "length" and items and self.parser == "tags" and \
                     result.text.rstrip().endswith(items[-1][self.output_cols[-1]][-20:]):
                 items = items[:-1]  # the last item runs to where max_tokens cut it: its answer is incomplete
@@ -372,9 +374,39 @@ class SplitFactsBlock(Block):
         return Table(out)
 
 
+class SplitAnswersBlock(Block):
+    """One row per (short answer, question lead) of each `fact` (see `labrador.sdg.facts.answer_spans`).
+
+    Adds `answer_span`, `question_lead` and `answer_line` ("Answer: 212 metres\n", or "" for a fact that holds
+    no name or number: it gets the open leads "What" and "Which"). The leaf's seed Q&A pairs become the
+    examples, each with the answer its question asks for (a name or number of the answer that the question does
+    not say); seeds with none are not shown.
+    """
+
+    kind = "split_answers"
+    OPEN_LEADS = ("What", "Which")
+
+    def apply(self, table: Table, ctx: LeafContext) -> Table:
+        from labrador.sdg.facts import answer_spans, seed_answer_span
+
+        fact, topic = self.config.get("fact", "fact"), self.config.get("topic", "document_outline")
+        table.require(fact, block=self.name)
+        out: list[Row] = []
+        for row in table:
+            seeds = [{**s, "answer_span": span} for s in row.get("_icl_seeds") or []
+                     if (span := seed_answer_span(str(s.get("question", "")), str(s.get("answer", ""))))]
+            spans = answer_spans(str(row[fact]), str(row.get(topic) or ""))
+            for answer, leads in spans or [("", self.OPEN_LEADS)]:
+                line = f"Answer: {answer}\n" if answer else ""
+                out += [{**row, "answer_span": answer, "question_lead": lead, "answer_line": line,
+                         "_icl_seeds": seeds} for lead in leads]
+        return Table(out)
+
+
 class FilterQuestionsBlock(Block):
-    """Keep generated questions that are questions, share a content word with their `fact` and name nothing
-    that the `source` text does not (see `labrador.sdg.facts.question_fits`)."""
+    """Keep generated questions that are questions, share a content word with their `fact`, name nothing
+    that the `source` text does not and do not contain their `answer` column, when the config names one (see
+    `labrador.sdg.facts.question_fits`)."""
 
     kind = "filter_questions"
 
@@ -385,13 +417,14 @@ class FilterQuestionsBlock(Block):
         source = self.config.get("source", "raw_document")
         table.require(question, fact, source, block=self.name)
         shared = int(self.config.get("min_shared_words", 1))
-        return Table(r for r in table if question_fits(str(r[question]), str(r[fact]), str(r[source]), shared)
-                     is None)
+        answer = self.config.get("answer")
+        return Table(r for r in table if question_fits(str(r[question]), str(r[fact]), str(r[source]), shared,
+                                                       str(r.get(answer) or "") if answer else "") is None)
 
 
 BLOCK_TYPES: dict[str, type[Block]] = {
     cls.kind: cls
     for cls in (LLMBlock, FilterByValueBlock, RenameColumnsBlock, DuplicateColumnsBlock, CombineColumnsBlock,
                 DropColumnsBlock, SelectColumnsBlock, SampleBlock, FlattenBlock, SplitFactsBlock,
-                FilterQuestionsBlock)
+                SplitAnswersBlock, FilterQuestionsBlock)
 }

@@ -9,8 +9,13 @@ document supply the answers teaches every fact the document states, word for wor
   ("Harrow Kiln Cooperative: Founded 1921; Workers 64."); a sentence that opens with a pronoun ("She is the
   first mayor...") is joined to the sentence before it, so the answer still says who "she" is.
 - `grounded_in`: every number and capitalised name of a text occurs in a source (the first word excepted).
-- `question_fits`: a generated question is kept when it is a question, shares a content word with its fact
-  and names nothing the document does not.
+- `answer_spans`: the short answers a fact holds (names, years, counts, weekdays), each with the words a
+  question about it starts with ("212 metres" -> "How many metres", "How"). The teacher is shown the answer and
+  continues the lead: SmolLM2-135M asked for "a question" about the founding sentence wrote "What is a
+  ferryman?"; shown "Answer: Aldous Penhallow / Question: What is the name of" it wrote "What is the name of the
+  ferryman who ran the rope ferry across the Dunmere?".
+- `question_fits`: a generated question is kept when it is a question, shares a content word with its fact,
+  names nothing the document does not and does not contain its own answer.
 """
 
 from __future__ import annotations
@@ -69,6 +74,83 @@ def split_facts(text: str, min_words: int = 4) -> list[str]:
     return facts
 
 
+_WEEKDAYS = {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
+_MONTHS = {"January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December"}
+_NUMBER_WORDS = {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+                 "thirteen", "fourteen", "fifteen", "twenty", "hundred"}
+# Capitalised words that start sentences or clauses without naming anything.
+_NOT_NAMES = {"The", "A", "An", "In", "On", "At", "By", "After", "Before", "Its", "It", "This", "These", "Two",
+              "Other", "Today", "She", "He", "They", "Their", "There", "When", "Since", "From", "For", "Of", "And",
+              "I", "We", "You", "His", "Her", "Our", "Your", "That", "Those", "As", "To", "With", "But", "If"}
+_TOKEN = re.compile(r"\d[\d,.]*\d|\d|[\w'-]+|[^\w\s]")
+_CONNECTORS = {"and", "of", "de", "du", "la", "le", "upon"}  # inside names: "Vane and Daughters"
+_LEADS = {"year": ("In what year", "When"), "day": ("On which day", "When"), "name": ("What is the name of", "Which")}
+
+
+def _is_name_word(word: str) -> bool:
+    return word[:1].isupper() and word[:1].isalpha() and word not in _MONTHS
+
+
+def _count(number: str, after: str) -> tuple[str, tuple[str, ...]]:
+    """'212 metres' -> How many metres / How; a count of a plural noun names its noun."""
+    if after.isalpha() and after.islower() and after.endswith("s") and len(after) > 3:
+        return f"{number} {after}", (f"How many {after}", "How")
+    return number, ("How many", "How")
+
+
+def answer_spans(fact: str, topic: str = "") -> list[tuple[str, tuple[str, ...]]]:
+    """The short answers of a fact sentence, in order, each with question leads (see the module docstring).
+
+    Names are runs of capitalised words (the first word of a sentence or clause alone is its subject, not an
+    answer); names made only of `topic` words (the leaf's document outline: "Kelderwick", "River Dunmere") are
+    left out, since every fact is about them. A number followed by a plural noun is a count of it.
+    """
+    topic_words = set(_TOKEN.findall(topic))
+    tokens = _TOKEN.findall(fact)
+    spans: list[tuple[str, tuple[str, ...]]] = []
+    i = 0
+    while i < len(tokens):
+        word, after = tokens[i], tokens[i + 1] if i + 1 < len(tokens) else ""
+        clause_start = i == 0 or tokens[i - 1] in {".", ":", ";", "!", "?"}
+        if word[0].isdigit():
+            if re.fullmatch(r"1\d{3}|20\d{2}", word):
+                spans.append((word, _LEADS["year"]))
+            else:
+                spans.append(_count(word, after))
+        elif word in _NUMBER_WORDS:
+            spans.append(_count(word, after))
+        elif word in _WEEKDAYS:
+            spans.append((word, _LEADS["day"]))
+        elif _is_name_word(word) and word not in _NOT_NAMES:
+            run = [word]
+            while i + 1 < len(tokens):
+                nxt = tokens[i + 1]
+                if _is_name_word(nxt):
+                    run.append(nxt)
+                    i += 1
+                elif nxt in _CONNECTORS and i + 2 < len(tokens) and _is_name_word(tokens[i + 2]):
+                    run += [nxt, tokens[i + 2]]
+                    i += 2
+                else:
+                    break
+            if not (clause_start and len(run) == 1) and not set(run) <= topic_words | _CONNECTORS:
+                spans.append((" ".join(run), _LEADS["name"]))
+        i += 1
+    seen: set[str] = set()
+    return [(a, leads) for a, leads in spans if not (a in seen or seen.add(a))]
+
+
+def seed_answer_span(question: str, answer: str) -> str:
+    """The short answer a seed question asks for: the first answer span of its answer that the question does
+    not mention ("In what year was Kelderwick founded?" / "Kelderwick was founded in 1742." -> "1742"), or ""."""
+    asked = {w.lower() for w in _TOKEN.findall(question)}
+    for span, _ in answer_spans(answer):
+        if not {w.lower() for w in span.split()} <= asked:
+            return span
+    return ""
+
+
 def names_and_numbers(text: str) -> list[str]:
     return [n.rstrip(".,") for n in _NAME_OR_NUMBER.findall(text)]
 
@@ -85,11 +167,14 @@ def grounded_in(text: str, source: str) -> bool:
     return all(n in words for n in names)
 
 
-def question_fits(question: str, fact: str, source: str, min_shared: int = 1) -> str | None:
-    """Why a generated question must be dropped ('not_a_question', 'off_topic', 'ungrounded'), or None."""
+def question_fits(question: str, fact: str, source: str, min_shared: int = 1, answer: str = "") -> str | None:
+    """Why a generated question must be dropped ('not_a_question', 'gives_answer', 'off_topic', 'ungrounded'),
+    or None."""
     question = question.strip()
     if len(question) < 10 or not question.endswith("?"):
         return "not_a_question"
+    if answer and re.search(rf"\b{re.escape(answer.split()[0].lower())}\b", question.lower()):
+        return "gives_answer"
     if len(content_words(question) & content_words(fact)) < min_shared:
         return "off_topic"
     if not grounded_in(question, source):
