@@ -206,7 +206,11 @@ def test_prepare_data_drops_contaminated_rows_and_adds_closed_book_and_seed_rows
     doc = "Kelderwick was founded in 1742 by Aldous Penhallow, a ferryman."
     rows = [row(f"{doc}\n\nWho founded the town of Kelderwick?", "Aldous Penhallow."),  # leaks a held-out question
             row(f"{doc}\n\nWhat was Aldous Penhallow's job?", "Aldous Penhallow was a ferryman."),  # grounded
-            row(f"{doc}\n\nWhen was the Great Flood?", "The Great Flood was in 2020.")]  # invented: no copy
+            row(f"{doc}\n\nWhen was the Great Flood?", "The Great Flood was in 2020."),  # invented: no copy
+            # the question names 2020 but the document does not: the question is not the source
+            row(f"{doc}\n\nWhen was the Great Flood of 2020?", "The Great Flood of 2020 was in 2020."),
+            # every name is in the document, the claim is not (a sentence no document sentence supports)
+            row(f"{doc}\n\nHow did Kelderwick grow?", "Kelderwick grew by trade under a farmer named Aldous Penhallow.")]
     generated = tmp_path / "knowledge_train_msgs_x.jsonl"
     generated.write_text("".join(json.dumps(r) + "\n" for r in rows))
     settings = PipelineSettings(taxonomy_path=tmp_path, run_dir=tmp_path, heldout=heldout, self_replay=False)
@@ -218,7 +222,7 @@ def test_prepare_data_drops_contaminated_rows_and_adds_closed_book_and_seed_rows
     users = [r["messages"][1]["content"] for r in kept]
     # the invented Great Flood year is dropped (grounded_only); the grounded Q&A also gets a closed-book copy
     assert users == [f"{doc}\n\nWhat was Aldous Penhallow's job?", "What was Aldous Penhallow's job?", "In what year?"]
-    assert out["knowledge_ungrounded_dropped"] == 1
+    assert out["knowledge_ungrounded_dropped"] == 3
     assert out["knowledge_closed_book"] == 1 and out["knowledge_seed_qa"] == 1 and out["knowledge_rows"] == 3
     assert kept[-1]["messages"][0] == system and kept[1]["unmask"] is False
 

@@ -11,8 +11,18 @@ from labrador.pipeline.settings import PipelineSettings
 from labrador.pipeline.stages import decontaminate
 from labrador.sdg.blocks import BLOCK_TYPES
 from labrador.sdg.context import GenerateOptions, LeafContext
-from labrador.sdg.facts import answer_spans, grounded_in, question_fits, seed_answer_span, split_facts
+from labrador.sdg.facts import (
+    answer_spans,
+    fits_other_fact,
+    grounded_in,
+    question_fits,
+    seed_answer_span,
+    seed_fact,
+    split_facts,
+    supported_in,
+)
 from labrador.sdg.output import LeafResult, RunWriter
+from labrador.sdg.quality import Decontaminator, guard_rows
 from labrador.sdg.table import Table
 
 DOC = """# Brackenford
@@ -172,3 +182,85 @@ def test_decontamination_checks_only_the_question_of_fact_rows(tmp_path: Path) -
     assert [(r["messages"][0]["content"], r["metadata"]["closed_book"]) for r in kept] == [
         ("Where is Brackenford?", True)]
     assert len(result["removed"]) == 2
+
+
+KELDER = ("Kelderwick was founded in 1742 by Aldous Penhallow, a ferryman. At its peak, in 1860, the town had eleven "
+          "kilns. The town is twinned with Saint-Aubry-sur-Loue, a village in France, since 1972. "
+          "The bridge takes its name from a copper bell. The Copperbell Bridge is 212 metres long.")
+TOPIC = "The history of Kelderwick, a river town."
+
+
+def test_fits_other_fact_drops_misassigned_and_ambiguous_questions() -> None:
+    facts = split_facts(KELDER)
+    kilns, founded = facts[1], facts[0]
+    # SmolLM2 wrote this founding question for the kilns sentence; trained on, it teaches the wrong sentence
+    assert fits_other_fact("In what year was the town of Kelderwick founded?", kilns, facts, TOPIC)
+    assert not fits_other_fact("In what year was the town of Kelderwick founded?", founded, facts, TOPIC)
+    assert not fits_other_fact("How many kilns did the town have in 1860?", kilns, facts, TOPIC)
+    # stems: "named" matches "name"; a question that another sentence answers as well as its own is kept
+    assert not fits_other_fact("What is the bridge named after?", facts[3], facts, TOPIC)
+    assert question_fits("In what year was the town of Kelderwick founded?", kilns, KELDER, 1, "1860",
+                         facts, TOPIC) == "other_fact"
+    assert question_fits("In what year was the town of Kelderwick founded?", kilns, KELDER, 1, "1860") is None
+
+
+def test_seed_fact_finds_the_sentence_a_seed_answer_comes_from() -> None:
+    facts = split_facts(KELDER)
+    assert seed_fact("In what year was Kelderwick founded?", "Kelderwick was founded in 1742.", facts,
+                     TOPIC) == facts[0]
+    assert seed_fact("Which place is Kelderwick twinned with?",
+                     "Kelderwick is twinned with Saint-Aubry-sur-Loue in France.", facts, TOPIC) == facts[2]
+    assert seed_fact("How long is it?", "It is 99 metres long.", facts, TOPIC) is None  # in no sentence
+    assert seed_fact("Is it old?", "It is old.", facts, TOPIC) is None  # no name or number to place it
+
+
+def test_seed_fact_questions_block_adds_seed_rows_that_skip_seed_decontamination() -> None:
+    seeds = [{"question": "In what year was Kelderwick founded?", "answer": "Kelderwick was founded in 1742."},
+             {"question": "How long is the Copperbell Bridge?", "answer": "It is 212 metres long."},
+             {"question": "Is the town old?", "answer": "It is old."}]
+    table = Table([{"document": KELDER, "raw_document": KELDER, "document_outline": TOPIC, "_icl_seeds": seeds[:1],
+                    "_seed_pairs": seeds}])
+    ctx = LeafContext("knowledge/x", "facts", None, GenerateOptions())  # type: ignore[arg-type]
+    facts = asyncio.run(BLOCK_TYPES["split_facts"]("split", {}).run(table, ctx))
+    assert facts.rows[0]["_seed_pairs"] == seeds and facts.rows[0]["_icl_seeds"] == seeds[:1]
+    asked = Table([{**r, "question": "What did the teacher ask?"} for r in facts])
+    out = asyncio.run(BLOCK_TYPES["seed_fact_questions"]("seeds", {}).run(asked, ctx))
+    added = [r for r in out if r.get("_seed_question")]
+    assert [(r["question"], r["fact"]) for r in added] == [
+        ("In what year was Kelderwick founded?", split_facts(KELDER)[0]),
+        ("How long is the Copperbell Bridge?", split_facts(KELDER)[-1])]
+    assert len(out) == len(asked) + 2 and out.rows[0]["_seed_question"]  # first: teacher near-copies lose
+    # the generation's test split holds the seeds: a seed row is not "contaminated" by itself, a copy is
+    decon = Decontaminator([s["question"] for s in seeds], 5, 0.5)
+    rows = [{**added[0], "response": added[0]["fact"]},
+            {**added[0], "response": added[0]["fact"], "_seed_question": False, "question": added[0]["question"]}]
+    kept, dropped = guard_rows(rows, decon, max_answer_tokens=512)
+    assert kept == rows[:1] and dropped == {"duplicate": 1}
+    kept, dropped = guard_rows(rows[1:], decon, max_answer_tokens=512)
+    assert kept == [] and dropped == {"contaminated": 1}
+
+
+def test_filter_questions_other_facts_compares_with_every_chunk_of_the_leaf() -> None:
+    first, second = KELDER.split(" At its peak")[0], "At its peak" + KELDER.split(" At its peak")[1]
+    rows = [{"question": "When was the town founded?", "fact": split_facts(second)[0],
+             "raw_document": second, "document_outline": TOPIC},
+            {"question": "How many kilns were there in 1860?", "fact": split_facts(second)[0],
+             "raw_document": second, "document_outline": TOPIC},
+            {"question": "Who was Aldous Penhallow?", "fact": split_facts(first)[0], "raw_document": first,
+             "document_outline": TOPIC}]
+    ctx = LeafContext("knowledge/x", "facts", None, GenerateOptions())  # type: ignore[arg-type]
+    block = BLOCK_TYPES["filter_questions"]("filter", {"other_facts": True})
+    kept = asyncio.run(block.run(Table(rows), ctx))
+    assert [r["question"] for r in kept] == [rows[1]["question"], rows[2]["question"]]
+    plain = asyncio.run(BLOCK_TYPES["filter_questions"]("filter", {}).run(Table(rows), ctx))
+    assert len(plain) == 3
+    seed = {**rows[0], "_seed_question": True}  # placed by its seed answer, which says more than the question
+    assert len(asyncio.run(block.run(Table([seed]), ctx))) == 1
+
+
+def test_supported_in_needs_one_document_sentence_behind_each_answer_sentence() -> None:
+    assert supported_in("Kelderwick was founded in 1742 by Aldous Penhallow.", KELDER)
+    assert supported_in("The Copperbell Bridge is 212 metres long. It takes its name from a copper bell.", KELDER)
+    assert not supported_in("Kelderwick was built in 1860.", KELDER)  # year of another sentence
+    assert not supported_in("The town grew by trade under a farmer named Aldous Penhallow.", KELDER)
+    assert grounded_in("The town grew by trade under a farmer named Aldous Penhallow.", KELDER)  # names alone pass

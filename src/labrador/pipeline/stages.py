@@ -16,7 +16,7 @@ from labrador.errors import DataError, LabradorError
 from labrador.pipeline.decontam import Decontaminator, user_texts
 from labrador.pipeline.questions import QuestionSet, load_question_set
 from labrador.pipeline.settings import PipelineSettings
-from labrador.sdg.facts import grounded_in
+from labrador.sdg.facts import grounded_in, supported_in
 
 
 def _require(module: str, stage: str, by_hand: str) -> Any:
@@ -155,15 +155,22 @@ def prepare_data(settings: PipelineSettings, generated: dict[str, Any], leaves: 
 
 
 def _grounded_row(row: dict[str, Any]) -> bool:
-    """False for a knowledge row whose answer names a thing or a number its documents (the user turn) do not:
-    a small teacher's invented "facts" ("England is the capital of the United Kingdom and ten other states")
-    would be taught as knowledge. Other rows, and fact rows (their answer is the document), are kept."""
+    """False for a knowledge row whose answer names a thing or a number its document does not (`grounded_in`),
+    or, for a Q&A row, has a sentence that no sentence of the document supports (`supported_in`): a small
+    teacher's invented "facts" ("England is the capital of the United Kingdom and ten other states", "it was
+    founded by a farmer named Hester Vane") would be taught as knowledge. The document is the user turn
+    without its last paragraph, the question: "When did the Great Flood of 2020 occur?" must not ground "The
+    Great Flood of 2020 took place in 2020.". Other rows, and fact rows (their answer is the document), are kept.
+    """
     meta = row.get("metadata") or {}
     if meta.get("leaf_kind") != "knowledge" or meta.get("closed_book"):
         return True
     messages = row.get("messages") or []
     user = "\n".join(m.get("content", "") for m in messages if m.get("role") == "user")
-    return all(grounded_in(m.get("content", ""), user) for m in messages if m.get("role") == "assistant")
+    summary = "summary_kind" in meta  # summaries join several sentences of the document into one
+    source = user if summary or "\n\n" not in user else user.rsplit("\n\n", 1)[0]
+    answers = [m.get("content", "") for m in messages if m.get("role") == "assistant"]
+    return all(grounded_in(a, source) and (summary or supported_in(a, source)) for a in answers)
 
 
 def self_replay(settings: PipelineSettings, result: dict[str, Any]) -> list[dict[str, Any]]:

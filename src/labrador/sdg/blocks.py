@@ -344,87 +344,17 @@ class FlattenBlock(Block):
         return Table(out)
 
 
-class SplitFactsBlock(Block):
-    """One row per fact sentence of the `column` text (see `labrador.sdg.facts.split_facts`), into `output`.
-
-    Facts repeated by overlapping chunks appear once. Each fact row is marked closed-book (`_closed_book`): its
-    training record asks the question without the document, as users will. Every fact row gets all of the
-    leaf's seed Q&A pairs as examples (rotated, so each row leads with a different one).
-    """
-
-    kind = "split_facts"
-
-    def apply(self, table: Table, ctx: LeafContext) -> Table:
-        from labrador.sdg.facts import split_facts
-
-        column, output = self.config.get("column", "document"), self.config.get("output", "fact")
-        table.require(column, block=self.name)
-        pool: list[dict[str, str]] = []
-        for row in table:
-            pool += [s for s in row.get("_icl_seeds") or [] if s not in pool]
-        seen: set[str] = set()
-        out: list[Row] = []
-        for row in table:
-            for fact in split_facts(str(row[column]), int(self.config.get("min_words", 4))):
-                if fact in seen:
-                    continue
-                seen.add(fact)
-                shift = len(out) % len(pool) if pool else 0
-                out.append({**row, output: fact, "_closed_book": True, "_icl_seeds": pool[shift:] + pool[:shift]})
-        return Table(out)
-
-
-class SplitAnswersBlock(Block):
-    """One row per (short answer, question lead) of each `fact` (see `labrador.sdg.facts.answer_spans`).
-
-    Adds `answer_span`, `question_lead` and `answer_line` ("Answer: 212 metres\n", or "" for a fact that holds
-    no name or number: it gets the open leads "What" and "Which"). The leaf's seed Q&A pairs become the
-    examples, each with the answer its question asks for (a name or number of the answer that the question does
-    not say); seeds with none are not shown.
-    """
-
-    kind = "split_answers"
-    OPEN_LEADS = ("What", "Which")
-
-    def apply(self, table: Table, ctx: LeafContext) -> Table:
-        from labrador.sdg.facts import answer_spans, seed_answer_span
-
-        fact, topic = self.config.get("fact", "fact"), self.config.get("topic", "document_outline")
-        table.require(fact, block=self.name)
-        out: list[Row] = []
-        for row in table:
-            seeds = [{**s, "answer_span": span} for s in row.get("_icl_seeds") or []
-                     if (span := seed_answer_span(str(s.get("question", "")), str(s.get("answer", ""))))]
-            spans = answer_spans(str(row[fact]), str(row.get(topic) or ""))
-            for answer, leads in spans or [("", self.OPEN_LEADS)]:
-                line = f"Answer: {answer}\n" if answer else ""
-                out += [{**row, "answer_span": answer, "question_lead": lead, "answer_line": line,
-                         "_icl_seeds": seeds} for lead in leads]
-        return Table(out)
-
-
-class FilterQuestionsBlock(Block):
-    """Keep generated questions that are questions, share a content word with their `fact`, name nothing
-    that the `source` text does not and do not contain their `answer` column, when the config names one (see
-    `labrador.sdg.facts.question_fits`)."""
-
-    kind = "filter_questions"
-
-    def apply(self, table: Table, ctx: LeafContext) -> Table:
-        from labrador.sdg.facts import question_fits
-
-        question, fact = self.config.get("question", "question"), self.config.get("fact", "fact")
-        source = self.config.get("source", "raw_document")
-        table.require(question, fact, source, block=self.name)
-        shared = int(self.config.get("min_shared_words", 1))
-        answer = self.config.get("answer")
-        return Table(r for r in table if question_fits(str(r[question]), str(r[fact]), str(r[source]), shared,
-                                                       str(r.get(answer) or "") if answer else "") is None)
-
+# The knowledge-facts blocks live in their own module; imported here, after Block, to register them.
+from labrador.sdg.fact_blocks import (  # noqa: E402
+    FilterQuestionsBlock,
+    SeedFactQuestionsBlock,
+    SplitAnswersBlock,
+    SplitFactsBlock,
+)
 
 BLOCK_TYPES: dict[str, type[Block]] = {
     cls.kind: cls
     for cls in (LLMBlock, FilterByValueBlock, RenameColumnsBlock, DuplicateColumnsBlock, CombineColumnsBlock,
                 DropColumnsBlock, SelectColumnsBlock, SampleBlock, FlattenBlock, SplitFactsBlock,
-                SplitAnswersBlock, FilterQuestionsBlock)
+                SplitAnswersBlock, FilterQuestionsBlock, SeedFactQuestionsBlock)
 }

@@ -15,12 +15,18 @@ document supply the answers teaches every fact the document states, word for wor
   ferryman?"; shown "Answer: Aldous Penhallow / Question: What is the name of" it wrote "What is the name of the
   ferryman who ran the rope ferry across the Dunmere?".
 - `question_fits`: a generated question is kept when it is a question, shares a content word with its fact,
-  names nothing the document does not and does not contain its own answer.
+  names nothing the document does not, does not contain its own answer and is not answered better by another
+  sentence of the document (`fits_other_fact`).
+- `seed_fact`: the document sentence that a seed Q&A pair comes from, so the contributor's own questions are
+  also answered with the whole sentence (the seed answer "Kelderwick was founded in 1742." leaves out the
+  founder's name, which the sentence gives).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Sequence
 
 from labrador.sdg.chunking import markdown_segments
 from labrador.sdg.quality import content_words
@@ -167,9 +173,58 @@ def grounded_in(text: str, source: str) -> bool:
     return all(n in words for n in names)
 
 
-def question_fits(question: str, fact: str, source: str, min_shared: int = 1, answer: str = "") -> str | None:
-    """Why a generated question must be dropped ('not_a_question', 'gives_answer', 'off_topic', 'ungrounded'),
-    or None."""
+@functools.lru_cache(maxsize=16384)  # each fact is compared with every question of its leaf
+def stems(text: str) -> frozenset[str]:
+    """Content words cut to their first 4 letters: a crude stemmer ("founded"/"founder", "name"/"named")."""
+    return frozenset(w[:4] for w in content_words(text))
+
+
+def fits_other_fact(question: str, fact: str, facts: Sequence[str], topic: str = "") -> bool:
+    """True when another fact shares more of the question's words (stems, topic words left out) than `fact`.
+
+    A small teacher shown one sentence often asks about another: SmolLM2-135M wrote "In what year was the town
+    of Kelderwick founded?" for "At its peak, in 1860, the town had eleven kilns."; trained on, that pair
+    teaches the student to answer the founding question with the kilns. Ambiguous questions ("In what year did
+    the Festival take place?" where two sentences are about the festival) go too.
+    """
+    words = stems(question) - stems(topic)
+    own = len(words & stems(fact))
+    return any(len(words & stems(other)) > own for other in facts if other != fact)
+
+
+def seed_fact(question: str, answer: str, facts: Sequence[str], topic: str = "") -> str | None:
+    """The fact that holds every name and number of a seed answer and shares the most words with the pair, or
+    None when no fact holds them all or two facts tie (then the pair's source is unclear)."""
+    names = names_and_numbers(answer)[1 if answer[:1].isupper() else 0:]  # not the sentence's first word
+    words = stems(f"{question} {answer}") - stems(topic)
+    scored = sorted(((len(words & stems(f)), f) for f in facts if all(n in f for n in names)), reverse=True)
+    if not scored or not names or (len(scored) > 1 and scored[0][0] == scored[1][0]):
+        return None
+    return scored[0][1]
+
+
+def supported_in(text: str, source: str, share: float = 0.8) -> bool:
+    """True when each sentence of `text` has at least `share` of its content words (stems) in one sentence of
+    `source`: a stricter faithfulness check than `grounded_in`, for answers a teacher wrote from a document.
+
+    Names alone do not show that an answer is true: SmolLM2-135M answered "By what means did the town grow?"
+    with "The town grew by trade, and it was founded by a farmer named Hester Vane." (every name is in the
+    document; the founder, the farmer and the trade are not); "Kelderwick was built in 1788." (the year of
+    another sentence). The sentences of the sample's teacher answers that were true scored 0.9-1.0.
+    """
+    facts = [stems(f) for f in split_facts(source, min_words=1)] or [stems(source)]
+    sentences = [s for line in text.splitlines() for s in _sentences(line.strip()) if s.strip()]
+    for sentence in sentences or [text]:  # not joined to the one before: "It ..." needs no antecedent here
+        words = stems(sentence)
+        if words and max(len(words & f) for f in facts) < share * len(words):
+            return False
+    return True
+
+
+def question_fits(question: str, fact: str, source: str, min_shared: int = 1, answer: str = "",
+                  facts: Sequence[str] = (), topic: str = "") -> str | None:
+    """Why a generated question must be dropped ('not_a_question', 'gives_answer', 'off_topic', 'ungrounded',
+    'other_fact'), or None. `facts` (all facts of the document) turns on the other-fact check."""
     question = question.strip()
     if len(question) < 10 or not question.endswith("?"):
         return "not_a_question"
@@ -179,4 +234,6 @@ def question_fits(question: str, fact: str, source: str, min_shared: int = 1, an
         return "off_topic"
     if not grounded_in(question, source):
         return "ungrounded"
+    if facts and fits_other_fact(question, fact, facts, topic):
+        return "other_fact"
     return None

@@ -10,7 +10,9 @@
   the word tiny" are different questions (0.67).
 - Decontamination: a question is dropped when the share of its word n-grams (n=5; the whole question when it is
   shorter) that also occur in a test-split question is >= `decontam_threshold` (0.5). The test split holds the
-  human seed examples, so this also removes rows where a small teacher just echoed a seed.
+  human seed examples, so this also removes rows where a small teacher just echoed a seed. Rows marked
+  `_seed_question` (a seed's own question, answered by its document sentence: `seed_fact_questions`) are the
+  seed by definition and are not checked against it.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ def guard_rows(rows: list[dict[str, Any]], decontaminator: Decontaminator, *, ma
         if any(jaccard(grams, other) >= threshold for other in seen_shingles):
             dropped["near_duplicate"] += 1
             continue
-        if decontaminator.contaminated(question):
+        if not row.get("_seed_question") and decontaminator.contaminated(question):
             dropped["contaminated"] += 1
             continue
         seen_exact.add(key)

@@ -51,14 +51,15 @@ def chunk_documents(documents: list[Any], chunk_size: int, overlap: int,
 def knowledge_table(leaf: Any, chunks: list[dict[str, Any]], scale: int) -> Table:
     seeds = leaf.seed_examples
     n = max(1, math.ceil(scale * max(1, len(seeds)) / max(1, len(chunks))))
+    by_seed = [[{"question": qa.question.strip(), "answer": qa.answer.strip(), "context": (seed.context or "").strip()}
+                for qa in seed.questions_and_answers] for seed in seeds]
+    every_pair = [pair for pairs in by_seed for pair in pairs]  # all of them, also when chunks < seed examples
     rows = []
     for number, chunk in enumerate(chunks):
         seed_index = number % len(seeds) if seeds else None
-        seed = seeds[seed_index] if seed_index is not None else None
-        pairs = [{"question": qa.question.strip(), "answer": qa.answer.strip(),
-                  "context": (seed.context or "").strip()} for qa in (seed.questions_and_answers if seed else [])]
+        pairs = by_seed[seed_index] if seed_index is not None else []
         rows.append({**_base(leaf), **chunk, "raw_document": chunk["document"], "_seed_index": seed_index,
-                     "_num_samples": n, "_icl_seeds": pairs})
+                     "_num_samples": n, "_icl_seeds": pairs, "_seed_pairs": every_pair})
     return Table(rows)
 
 
