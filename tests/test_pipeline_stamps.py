@@ -241,3 +241,31 @@ def test_decontaminator_catches_copies_and_rewordings_not_topics() -> None:
     assert checker.match("In which year did the Lantern Tide Festival happen for the first time?") is not None
     assert checker.match("The village is a small part of the town of Kelderwick.") is None
     assert checker.match("In which year was the Copperbell Bridge built?") is None
+
+
+def test_another_seed_redoes_generation_and_training_not_base_eval(
+        setup: tuple[PipelineSettings, FakeStages], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, fake = setup
+    run_pipeline(settings, fake.functions(), log=lambda _: None)
+    fake.calls.clear()
+    settings.seed = 7
+    run_pipeline(settings, fake.functions(), log=lambda _: None)
+    assert fake.calls == [n for n in ALL if n != "evaluate_base"]
+    # `ilab pipeline run --seed` and `python -m labrador.demo --seed` set it
+    from click.testing import CliRunner
+
+    from labrador import demo
+    from labrador.cli.main import cli
+
+    seen: list[int] = []
+
+    def record(s: PipelineSettings, **_: Any) -> None:
+        seen.append(s.seed)
+        raise RuntimeError("stop here: the settings are all this test needs")
+
+    monkeypatch.setattr("labrador.pipeline.runner.run_pipeline", record)
+    result = CliRunner().invoke(cli, ["pipeline", "run", "--taxonomy-path", str(settings.taxonomy_path),
+                                      "--run-dir", str(settings.run_dir), "--seed", "5"])
+    assert seen == [5], result.output
+    assert demo.demo_settings(settings.run_dir, 1, 9).seed == 9  # type: ignore[attr-defined]
+    assert demo.demo_settings(settings.run_dir, 1).seed == 42  # type: ignore[attr-defined]

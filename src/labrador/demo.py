@@ -46,13 +46,13 @@ def missing_stages() -> list[str]:
     return [stage for stage, (module, _) in REQUIRED.items() if importlib.util.find_spec(module) is None]
 
 
-def demo_settings(workspace: Path, threads: int) -> object:
+def demo_settings(workspace: Path, threads: int, seed: int | None = None) -> object:
     from labrador.pipeline.settings import PipelineSettings
 
     # Sized for ~2 CPU cores in under 30 minutes (see docs/demo.md for how these were tuned).
     return PipelineSettings(taxonomy_path=workspace / "taxonomy", run_dir=workspace / "run", taxonomy_base="empty",
                             heldout=demo_file("heldout.yaml"), general_check=demo_file("general_check.yaml"),
-                            threads=threads)
+                            threads=threads, **({"seed": seed} if seed is not None else {}))
 
 
 def ensure_taxonomy(workspace: Path) -> Path:
@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="delete the workspace first")
     parser.add_argument("--threads", type=int, default=None,
                         help="llama.cpp threads (default: 2, or 1 when the CPU is already busy)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of generation and training (default: the pipeline's, 42)")
     args = parser.parse_args(argv)
     workspace = (args.workspace or default_workspace()).expanduser().resolve()
     cores = os.cpu_count() or 1
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         from labrador.pipeline.runner import run_pipeline
 
         start = time.perf_counter()
-        result = run_pipeline(demo_settings(workspace, threads))
+        result = run_pipeline(demo_settings(workspace, threads, args.seed))
         model = result.gguf or result.checkpoint
         question = "Who founded the town of Kelderwick?"
         chat_start = time.perf_counter()

@@ -40,6 +40,8 @@ def pipeline() -> None:
 @click.option("--batch-size", type=click.IntRange(1), default=None,
               help="Samples per optimizer step in both training phases (default: 2).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads for in-process models.")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the teacher's sampling and of training (default: 42); another seed measures the spread.")
 @click.option("--force", multiple=True, type=click.Choice(("all", *STAGES)),
               help="Redo a stage even when it is up to date (repeatable; 'all' redoes everything).")
 @click.option("--stop-after", type=click.Choice(STAGES), default=None, help="End the run after this stage.")
@@ -54,7 +56,7 @@ def run(taxonomy_path: str | None, taxonomy_base: str | None, run_dir: str | Non
         teacher: str | None, judge: str | None, heldout: str | None, general_check: str | None, scale: int | None,
         chunk_size: int | None, train_pipeline: str | None, knowledge_epochs: int | None,
         knowledge_lr: float | None, skills_epochs: int | None, skills_lr: float | None, max_seq_len: int | None,
-        batch_size: int | None, threads: int | None,
+        batch_size: int | None, threads: int | None, seed: int | None,
         force: tuple[str, ...], stop_after: str | None, no_judge: bool, self_replay: bool,
         replay_prompts: str | None, replay_kl: bool) -> None:
     """For a taxonomy and a student: validate the changed leaves, generate data with the teacher, train (knowledge
@@ -78,6 +80,7 @@ def run(taxonomy_path: str | None, taxonomy_base: str | None, run_dir: str | Non
         replay_prompts=Path(replay_prompts) if replay_prompts else None)
     overrides = {"scale_factor": scale, "chunk_size": chunk_size, "train_pipeline": train_pipeline,
                  "knowledge_epochs": knowledge_epochs, "knowledge_lr": knowledge_lr, "skills_epochs": skills_epochs,
+                 "seed": seed,
                  "skills_lr": skills_lr, "max_seq_len": max_seq_len, "effective_batch_size": batch_size,
                  "threads": threads}
     for key, value in overrides.items():
