@@ -13,8 +13,9 @@ class SplitFactsBlock(Block):
     """One row per fact sentence of the `column` text (see `labrador.sdg.facts.split_facts`), into `output`.
 
     Facts repeated by overlapping chunks appear once. Each fact row is marked closed-book (`_closed_book`): its
-    training record asks the question without the document, as users will. Every fact row gets all of the
-    leaf's seed Q&A pairs as examples (rotated, so each row leads with a different one).
+    training record asks the question without the document, as users will. Every fact row gets the seed Q&A
+    pairs of all the chunks as examples (rotated, so each row leads with a different one; a leaf with fewer
+    chunks than seed examples shows the first ones only) and, in `_seed_pairs`, every seed pair of the leaf.
     """
 
     kind = "split_facts"
@@ -124,11 +125,10 @@ class SeedFactQuestionsBlock(Block):
             by_fact.setdefault(str(row[fact]), row)
             pairs += [p for p in row.get("_seed_pairs") or [] if p not in pairs]
         out: list[Row] = []  # first, so that the teacher's near-copies of a seed question are the ones dropped
+        outline = str(next(iter(by_fact.values()), {}).get(topic) or "")
         for pair in pairs:
-            template = next(iter(by_fact.values()), None)
-            source = template and seed_fact(str(pair.get("question", "")), str(pair.get("answer", "")),
-                                            list(by_fact), str(template.get(topic) or ""))
-            if template is None or source is None:
+            source = seed_fact(str(pair.get("question", "")), str(pair.get("answer", "")), list(by_fact), outline)
+            if source is None:
                 continue
             row = by_fact[source]
             out.append({**row, question: str(pair["question"]), "answer_span": "", "question_lead": "",
