@@ -76,9 +76,9 @@ class FilterQuestionsBlock(Block):
     """Keep generated questions that are questions, share a content word with their `fact`, name nothing
     that the `source` text does not and do not contain their `answer` column, when the config names one (see
     `labrador.sdg.facts.question_fits`). With `other_facts: true` a question that another fact of the leaf
-    (a sentence of any row's `source`, or any row's `fact`) answers better is dropped too; `topic` names the column of words that
-    every fact shares (the leaf's document outline) and that do not count. A seed's own question
-    (`_seed_question`, placed by its answer) is kept as it is."""
+    (a sentence of any row's `source`, or any row's `fact`) answers better is dropped too; `topic` names the
+    column of words that every fact shares (the leaf's document outline) and that do not count. A seed's own
+    question (`_seed_question`, placed by its answer) is kept as it is."""
 
     kind = "filter_questions"
 
@@ -92,9 +92,9 @@ class FilterQuestionsBlock(Block):
         answer, topic = self.config.get("answer"), self.config.get("topic", "document_outline")
         facts: list[str] = []  # every fact of the leaf's documents: all chunks of them are in this table
         if self.config.get("other_facts"):
-            for text in dict.fromkeys([str(r[source]) for r in table]):
-                facts += [f for f in split_facts(text) if f not in facts]
-            facts += [f for f in dict.fromkeys(str(r[fact]) for r in table) if f not in facts]
+            sources = dict.fromkeys(str(r[source]) for r in table)
+            facts = list(dict.fromkeys([f for text in sources for f in split_facts(text)] +
+                                       [str(r[fact]) for r in table]))
         return Table(r for r in table if r.get("_seed_question") or question_fits(
             str(r[question]), str(r[fact]), str(r[source]), shared, str(r.get(answer) or "") if answer else "",
             facts, str(r.get(topic) or "")) is None)
