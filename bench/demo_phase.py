@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--anchor-weight", type=float, default=1.0, help="Weight of the anchors' KL.")
+    parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-anchor-kl", action="store_true", help="Train the self-replay rows as text.")
     args = parser.parse_args()
     out = Path(args.out)
@@ -46,7 +48,8 @@ def main() -> None:
     settings = PipelineSettings(taxonomy_path=Path("."), run_dir=out, heldout=DEMO / "heldout.yaml",
                                 general_check=DEMO / "general_check.yaml", skip_judge=True,
                                 knowledge_epochs=args.epochs, knowledge_lr=args.lr,
-                                effective_batch_size=args.batch_size)
+                                effective_batch_size=args.batch_size, anchor_weight=args.anchor_weight,
+                                seed=args.seed)
     loop._prune = lambda *a, **k: None  # keep every epoch's checkpoint (the trainer keeps only best and newest)
     stages.train_phase(settings, "knowledge", str(data), args.start, out / "ckpt")
     for checkpoint in sorted((out / "ckpt" / "hf_format").iterdir(), key=lambda p: int(p.name.split("_")[1])):

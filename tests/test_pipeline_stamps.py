@@ -269,3 +269,40 @@ def test_another_seed_redoes_generation_and_training_not_base_eval(
     assert seen == [5], result.output
     assert demo.demo_settings(settings.run_dir, 1, 9).seed == 9  # type: ignore[attr-defined]
     assert demo.demo_settings(settings.run_dir, 1).seed == 42  # type: ignore[attr-defined]
+
+
+def test_anchor_weight_redoes_training_only_and_the_replay_prompts_count_by_content(
+        setup: tuple[PipelineSettings, FakeStages], monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, fake = setup
+    run_pipeline(settings, fake.functions(), log=lambda _: None)
+    fake.calls.clear()
+    settings.anchor_weight = 2.0
+    run_pipeline(settings, fake.functions(), log=lambda _: None)
+    assert fake.calls == ["train_knowledge", "train_skills", "convert", "evaluate_tuned"]
+    # a prompt file is part of the data's inputs by its content (the bundled one too, when none is given)
+    from labrador.pipeline.replay import bundled_prompts
+
+    assert settings.data_inputs()["replay"]["prompts"] == bundled_prompts()
+    prompts = settings.run_dir.parent / "prompts.yaml"
+    prompts.write_text("version: 1\nprompts: [Name a colour.]\n", encoding="utf-8")
+    settings.replay_prompts = prompts
+    run_pipeline(settings, fake.functions(), log=lambda _: None)
+    fake.calls.clear()
+    prompts.write_text("version: 1\nprompts: [Name a fruit.]\n", encoding="utf-8")
+    run_pipeline(settings, fake.functions(), log=lambda _: None)
+    assert fake.calls == [n for n in ALL if n not in ("generate", "evaluate_base")]
+    # `ilab pipeline run --anchor-weight` sets it
+    from click.testing import CliRunner
+
+    from labrador.cli.main import cli
+
+    seen: list[float] = []
+
+    def record(s: PipelineSettings, **_: Any) -> None:
+        seen.append(s.anchor_weight)
+        raise RuntimeError("stop here: the settings are all this test needs")
+
+    monkeypatch.setattr("labrador.pipeline.runner.run_pipeline", record)
+    result = CliRunner().invoke(cli, ["pipeline", "run", "--taxonomy-path", str(settings.taxonomy_path),
+                                      "--run-dir", str(settings.run_dir), "--anchor-weight", "3"])
+    assert seen == [3.0], result.output

@@ -73,6 +73,26 @@ def test_kl_against_the_model_itself_leaves_only_the_plain_rows_cross_entropy(ca
     assert everything > expected + 1.0
 
 
+def test_anchor_weight_scales_the_anchor_rows_kl_only(cache_home: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir()), dtype=torch.float32).eval()
+    data = process_file(write_jsonl(cache_home / "w.jsonl", _records([True, False, True, False])), _tokenizer(), 256)
+    batch = batching.collate(data, [0, 1, 2, 3])
+
+    def flatter(b: batching.MicroBatch) -> torch.Tensor:  # a reference that differs from the model
+        return batching.kept_logits(model, b) * 0.5
+
+    with torch.no_grad():
+        plain = float(batching.summed_loss(model, batch, lambda b: batching.kept_logits(model, b)))
+        once = float(batching.summed_loss(model, batch, flatter))
+        thrice = float(batching.summed_loss(model, batch, flatter, anchor_weight=3.0))
+    kl = once - plain
+    assert kl > 0.1
+    assert thrice == pytest.approx(plain + 3 * kl, rel=1e-4)
+
+
 def _train(tmp: Path, name: str, records: list[dict], anchor_kl: bool = True, pipeline: str = "simple",
            lr: float = 5e-2) -> str:
     data = write_jsonl(tmp / f"{name}.jsonl", records)

@@ -60,6 +60,8 @@ def _train_defaults() -> Any:
 @click.option("--no-cache", is_flag=True, help="Tokenize again instead of reusing the processed-data cache.")
 @click.option("--anchor-kl/--no-anchor-kl", default=True, show_default=True,
               help='Rows with "anchor": true train by KL to the starting model (off: cross-entropy on their text).')
+@click.option("--anchor-weight", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Weight of the anchor rows' KL against the other rows' cross-entropy, per token.")
 def train(**kw: Any) -> None:
     """Tune a student model on generated data (LoRA or full, packed, resumable, phased)."""
     from labrador.train.options import TrainOptions
@@ -85,7 +87,7 @@ def train(**kw: Any) -> None:
         phase1_effective_batch_size=kw["phase1_effective_batch_size"],
         phase2_num_epochs=kw["phase2_num_epochs"], phase2_learning_rate=kw["phase2_learning_rate"],
         phase2_effective_batch_size=kw["phase2_effective_batch_size"], use_cache=not kw["no_cache"],
-        anchor_kl=kw["anchor_kl"])
+        anchor_kl=kw["anchor_kl"], anchor_weight=kw["anchor_weight"])
     from labrador.train import run
 
     opts = run.resumed_options(opts)

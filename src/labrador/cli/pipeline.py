@@ -52,13 +52,15 @@ def pipeline() -> None:
               help="YAML 'prompts:' list for self-replay (default: the bundled general prompts).")
 @click.option("--replay-kl/--no-replay-kl", default=True, show_default=True,
               help="Train self-replay rows as anchors (KL to the phase's starting model) rather than as text.")
+@click.option("--anchor-weight", type=click.FloatRange(0, min_open=True), default=None,
+              help="Weight of the anchors' KL against the other rows' cross-entropy (default: 1).")
 def run(taxonomy_path: str | None, taxonomy_base: str | None, run_dir: str | None, student: str | None,
         teacher: str | None, judge: str | None, heldout: str | None, general_check: str | None, scale: int | None,
         chunk_size: int | None, train_pipeline: str | None, knowledge_epochs: int | None,
         knowledge_lr: float | None, skills_epochs: int | None, skills_lr: float | None, max_seq_len: int | None,
         batch_size: int | None, threads: int | None, seed: int | None,
         force: tuple[str, ...], stop_after: str | None, no_judge: bool, self_replay: bool,
-        replay_prompts: str | None, replay_kl: bool) -> None:
+        replay_prompts: str | None, replay_kl: bool, anchor_weight: float | None) -> None:
     """For a taxonomy and a student: validate the changed leaves, generate data with the teacher, train (knowledge
     phase, then skills phase), convert to GGUF, and evaluate base and tuned models. Stages whose inputs did not
     change are reused, so re-running after a crash or an edit redoes only what is needed."""
@@ -82,7 +84,7 @@ def run(taxonomy_path: str | None, taxonomy_base: str | None, run_dir: str | Non
                  "knowledge_epochs": knowledge_epochs, "knowledge_lr": knowledge_lr, "skills_epochs": skills_epochs,
                  "seed": seed,
                  "skills_lr": skills_lr, "max_seq_len": max_seq_len, "effective_batch_size": batch_size,
-                 "threads": threads}
+                 "threads": threads, "anchor_weight": anchor_weight}
     for key, value in overrides.items():
         if value is not None:
             setattr(settings, key, value)

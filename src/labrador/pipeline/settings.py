@@ -33,6 +33,7 @@ class PipelineSettings:
     replay_prompts: Path | None = None  # None: the bundled labrador/data/replay/general_prompts.yaml
     replay_max_tokens: int = 64
     replay_kl: bool = True  # replay rows are anchors: KL to the phase's starting model, not their text (train/data.py)
+    anchor_weight: float = 1.0  # the anchors' KL against the other rows' cross-entropy, per token
     # training (knowledge phase, then skills phase from the knowledge checkpoint). LoRA on every linear layer
     # (facts live in the MLPs as much as in attention), a high learning rate and small batches: few samples
     # and few epochs is all two CPU cores allow in the demo's time.
@@ -62,7 +63,11 @@ class PipelineSettings:
                 "chunk_size": self.chunk_size, "max_num_tokens": self.max_num_tokens, "seed": self.seed}
 
     def data_inputs(self) -> dict[str, Any]:
-        replay = {"student": self.student, "prompts": self.replay_prompts, "general": self.general_check,
+        from labrador.pipeline.replay import bundled_prompts
+
+        # the prompt file counts by content, the bundled one too: new bundled prompts redo the data
+        prompts = self.replay_prompts or bundled_prompts()
+        replay = {"student": self.student, "prompts": prompts, "general": self.general_check,
                   "max_tokens": self.replay_max_tokens, "kl": self.replay_kl} if self.self_replay else None
         return {"heldout": self.heldout, "closed_book": self.closed_book, "seeds": self.train_on_seeds,
                 "grounded_only": self.grounded_only, "replay": replay}
@@ -72,7 +77,7 @@ class PipelineSettings:
                       else (self.skills_epochs, self.skills_lr))
         return {"pipeline": self.train_pipeline, "epochs": epochs, "lr": lr, "batch": self.effective_batch_size,
                 "max_seq_len": self.max_seq_len, "lora_rank": self.lora_rank, "lora_targets": list(self.lora_targets),
-                "seed": self.seed}
+                "seed": self.seed, **({"anchor_weight": self.anchor_weight} if self.anchor_weight != 1.0 else {})}
 
     def eval_inputs(self) -> dict[str, Any]:
         return {"heldout": self.heldout, "general": self.general_check, "max_tokens": self.eval_max_tokens,

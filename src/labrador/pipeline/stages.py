@@ -251,7 +251,7 @@ def train_phase(settings: PipelineSettings, phase: str, data_file: str, start_mo
                         effective_batch_size=settings.effective_batch_size, max_seq_len=settings.max_seq_len,
                         max_batch_len=max(settings.max_seq_len * 4, 2048), warmup_steps=2,
                         lora_rank=settings.lora_rank, lora_alpha=2 * settings.lora_rank, seed=settings.seed,
-                        lora_target_modules=list(settings.lora_targets),
+                        lora_target_modules=list(settings.lora_targets), anchor_weight=settings.anchor_weight,
                         held_out_fraction=0.0, resume=(ckpt_dir / "run_state.json").is_file())
     journal = run.run_training(opts)
     state = journal["phases"]["train"]

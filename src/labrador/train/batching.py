@@ -142,10 +142,10 @@ def kept_logits(model: Any, batch: MicroBatch) -> Any:
     return logits.reshape(-1, logits.shape[-1]).float()
 
 
-def summed_loss(model: Any, batch: MicroBatch, reference: Any = None) -> Any:
+def summed_loss(model: Any, batch: MicroBatch, reference: Any = None, anchor_weight: float = 1.0) -> Any:
     """Summed per-token loss over the batch's loss tokens: cross-entropy against the targets, except on anchor
     samples when a `reference` (a callable giving the starting model's logits for a MicroBatch) is given,
-    where it is KL(reference || model) summed over the vocabulary. Reproducing the starting model's greedy
+    where it is KL(reference || model) summed over the vocabulary, times `anchor_weight`. Reproducing the starting model's greedy
     text only pins its top token; the whole distribution pins far more of what the model knows (measured on
     the demo: general check 16/24 with cross-entropy on the replay rows, 22/24 with KL; docs/training.md)."""
     import torch
@@ -159,4 +159,4 @@ def summed_loss(model: Any, batch: MicroBatch, reference: Any = None) -> Any:
     with torch.no_grad():
         ref_logp = F.log_softmax(reference(batch.anchor_batch), dim=-1)
     kl = F.kl_div(F.log_softmax(logits[batch.anchor], dim=-1), ref_logp, log_target=True, reduction="sum")
-    return loss + kl
+    return loss + anchor_weight * kl

@@ -53,6 +53,7 @@ class TrainOptions:
     phase2_effective_batch_size: int | None = None
     use_cache: bool = True
     anchor_kl: bool = True  # anchor rows ("anchor": true) train by KL to the phase's starting model
+    anchor_weight: float = 1.0  # multiplies the anchor rows' KL (per token) against the other rows' cross-entropy
 
     @property
     def lora(self) -> bool:
