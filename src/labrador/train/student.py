@@ -8,6 +8,7 @@ runs load the safetensors copy in about a second.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,31 @@ def check_hf_dir(path: Path) -> None:
 
 
 def _gguf_cache_dir(path: Path) -> Path:
+    """Where the dequantized copy of a GGUF lives, keyed by the file's bytes.
+
+    Keyed by content, not path: every fresh install (a new venv, a CI clone) puts the same embedded GGUF at a new
+    path with a new mtime, and a path key left one 0.5 GB copy behind per install.
+    """
+    root = paths.cache_dir() / "train" / "dequantized"
+    return root / f"{path.stem}-{_content_key(path, root / 'keys')}"
+
+
+def _content_key(path: Path, memo_dir: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256, remembered per path, size and mtime (hashing 4 GB takes s)."""
     stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return paths.cache_dir() / "train" / "dequantized" / f"{path.stem}-{key}"
+    ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    memo = memo_dir / hashlib.sha256(ident.encode()).hexdigest()[:16]
+    try:
+        return memo.read_text(encoding="utf-8").strip()
+    except OSError:
+        pass
+    with path.open("rb") as handle:
+        key = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+    memo_dir.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+    tmp.write_text(key, encoding="utf-8")
+    tmp.replace(memo)
+    return key
 
 
 def hf_dir_for(student: Student) -> Path:
