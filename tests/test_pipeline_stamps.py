@@ -252,21 +252,9 @@ def test_another_seed_redoes_generation_and_training_not_base_eval(
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     assert fake.calls == [n for n in ALL if n != "evaluate_base"]
     # `ilab pipeline run --seed` and `python -m labrador.demo --seed` set it
-    from click.testing import CliRunner
-
     from labrador import demo
-    from labrador.cli.main import cli
 
-    seen: list[int] = []
-
-    def record(s: PipelineSettings, **_: Any) -> None:
-        seen.append(s.seed)
-        raise RuntimeError("stop here: the settings are all this test needs")
-
-    monkeypatch.setattr("labrador.pipeline.runner.run_pipeline", record)
-    result = CliRunner().invoke(cli, ["pipeline", "run", "--taxonomy-path", str(settings.taxonomy_path),
-                                      "--run-dir", str(settings.run_dir), "--seed", "5"])
-    assert seen == [5], result.output
+    assert _settings_from_cli(monkeypatch, settings, "--seed", "5").seed == 5
     assert demo.demo_settings(settings.run_dir, 1, 9).seed == 9  # type: ignore[attr-defined]
     assert demo.demo_settings(settings.run_dir, 1).seed == 42  # type: ignore[attr-defined]
 
@@ -292,17 +280,23 @@ def test_anchor_weight_redoes_training_only_and_the_replay_prompts_count_by_cont
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     assert fake.calls == [n for n in ALL if n not in ("generate", "evaluate_base")]
     # `ilab pipeline run --anchor-weight` sets it
+    assert _settings_from_cli(monkeypatch, settings, "--anchor-weight", "3").anchor_weight == 3.0
+
+
+def _settings_from_cli(monkeypatch: pytest.MonkeyPatch, settings: PipelineSettings, *args: str) -> PipelineSettings:
+    """The settings `ilab pipeline run ARGS` hands to the runner (which stops there)."""
     from click.testing import CliRunner
 
     from labrador.cli.main import cli
 
-    seen: list[float] = []
+    seen: list[PipelineSettings] = []
 
     def record(s: PipelineSettings, **_: Any) -> None:
-        seen.append(s.anchor_weight)
+        seen.append(s)
         raise RuntimeError("stop here: the settings are all this test needs")
 
     monkeypatch.setattr("labrador.pipeline.runner.run_pipeline", record)
     result = CliRunner().invoke(cli, ["pipeline", "run", "--taxonomy-path", str(settings.taxonomy_path),
-                                      "--run-dir", str(settings.run_dir), "--anchor-weight", "3"])
-    assert seen == [3.0], result.output
+                                      "--run-dir", str(settings.run_dir), *args])
+    assert len(seen) == 1, result.output
+    return seen[0]
