@@ -145,9 +145,10 @@ def kept_logits(model: Any, batch: MicroBatch) -> Any:
 def summed_loss(model: Any, batch: MicroBatch, reference: Any = None, anchor_weight: float = 1.0) -> Any:
     """Summed per-token loss over the batch's loss tokens: cross-entropy against the targets, except on anchor
     samples when a `reference` (a callable giving the starting model's logits for a MicroBatch) is given,
-    where it is KL(reference || model) summed over the vocabulary, times `anchor_weight`. Reproducing the starting model's greedy
-    text only pins its top token; the whole distribution pins far more of what the model knows (measured on
-    the demo: general check 16/24 with cross-entropy on the replay rows, 22/24 with KL; docs/training.md)."""
+    where it is KL(reference || model) summed over the vocabulary, times `anchor_weight`. Reproducing the
+    starting model's greedy text only pins its top token; the whole distribution pins far more of what the
+    model knows (measured on the demo: general check 16/24 with cross-entropy on the replay rows, 22/24 with
+    KL; docs/training.md)."""
     import torch
     import torch.nn.functional as F
 

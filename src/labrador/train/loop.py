@@ -204,8 +204,8 @@ def _optimizer_step(model: Any, data: ProcessedData, batch: list[int], lengths: 
         sync = contextlib.nullcontext() if last or not env.distributed else model.no_sync()
         with sync:
             with _autocast(env):
-                loss = batching.summed_loss(model, batching.collate(data, group, env.device), reference,
-                                               opts.anchor_weight)
+                micro = batching.collate(data, group, env.device)
+                loss = batching.summed_loss(model, micro, reference, opts.anchor_weight)
             (loss * scale).backward()
         local += float(loss.detach()) if scale else 0.0
     return all_reduce_sum(local, env) / total_tokens
