@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 demo: $(STAMP)
-	$(BIN)/python -m labrador.demo
+	$(BIN)/python -m labrador.demo --preset cpu-laptop
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

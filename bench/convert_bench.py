@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labrador.models.convert import _gguf_to_hf_transformers, gguf_to_hf, hf_to_gguf
-from labrador.models.convert_gguf_read import GgufFile
 from labrador.models.embedded import embedded_model_path
+from labrador.models.gguf_meta import GgufFile
 
 
 def _cpu() -> float:

@@ -30,8 +30,9 @@ def main() -> None:
     base = load_file(str(hf_dir_for(resolve_student(None)) / "model.safetensors"))
     tuned = load_file(str(Path(args.tuned) / "model.safetensors"))
     work = Path(tempfile.mkdtemp(prefix="labrador-interpolate-"))
-    settings = PipelineSettings(taxonomy_path=Path("."), run_dir=work, heldout=DEMO / "heldout.yaml",
-                                general_check=DEMO / "general_check.yaml", skip_judge=True)
+    settings = PipelineSettings.from_preset("cpu-laptop", {
+        "taxonomy_path": Path("."), "run_dir": work, "heldout": DEMO / "heldout.yaml",
+        "general_check": DEMO / "general_check.yaml", "skip_judge": True})
     try:
         for alpha in (float(a) for a in args.alphas.split(",")):
             target = work / f"alpha-{alpha}"

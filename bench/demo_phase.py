@@ -45,13 +45,14 @@ def main() -> None:
             if not args.no_anchor_kl and (row.get("metadata") or {}).get("dataset") == "self_replay":
                 row["anchor"] = True
             target.write(json.dumps(row) + "\n")
-    settings = PipelineSettings(taxonomy_path=Path("."), run_dir=out, heldout=DEMO / "heldout.yaml",
-                                general_check=DEMO / "general_check.yaml", skip_judge=True,
-                                knowledge_epochs=args.epochs, knowledge_lr=args.lr,
-                                effective_batch_size=args.batch_size, anchor_weight=args.anchor_weight,
-                                seed=args.seed)
+    settings = PipelineSettings.from_preset("cpu-laptop", {
+        "taxonomy_path": Path("."), "run_dir": out, "heldout": DEMO / "heldout.yaml",
+        "general_check": DEMO / "general_check.yaml", "skip_judge": True,
+        "knowledge": {"num_epochs": args.epochs, "learning_rate": args.lr},
+        "train": {"effective_batch_size": args.batch_size, "anchor_weight": args.anchor_weight, "seed": args.seed}})
     loop._prune = lambda *a, **k: None  # keep every epoch's checkpoint (the trainer keeps only best and newest)
-    stages.train_phase(settings, "knowledge", str(data), args.start, out / "ckpt")
+    options = settings.train_options("knowledge", args.start, str(data))
+    stages.train_phase(options.model_copy(update={"ckpt_output_dir": str(out / "ckpt")}), "knowledge")
     for checkpoint in sorted((out / "ckpt" / "hf_format").iterdir(), key=lambda p: int(p.name.split("_")[1])):
         gguf = stages.convert(settings, str(checkpoint), checkpoint / "gguf")["gguf"]
         scores = stages.evaluate(settings, gguf, "eval", checkpoint)

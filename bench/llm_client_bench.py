@@ -15,7 +15,7 @@ import asyncio
 import time
 
 from labrador.llm import SamplingParams, get_client
-from labrador.llm.llama_cpp import default_threads
+from labrador.llm.worker import default_threads
 from labrador.models.embedded import embedded_model_path
 
 PROMPTS = [f"Write a short sentence about the number {i}." for i in range(64)]

@@ -8,6 +8,8 @@ once, text rules, all checks), through `load_leaves(root, "empty")` in this proc
 Baseline, run interleaved in the same process so machine load affects both alike: what InstructLab's
 schema package does per file minus its yamllint/yq subprocesses -- pure-Python `yaml.safe_load` and a
 Draft 2020-12 validator built for every file.
+`--yamllint` instead compares labrador's YAML text rules with yamllint (`pip install yamllint`) set to the
+same rules: what each reports on a few bad files, and the time per file (docs/taxonomy.md, "Text rules").
 """
 
 from __future__ import annotations
@@ -94,6 +96,47 @@ def candidate(root: Path) -> int:
     return len(load_leaves(root, "empty"))
 
 
+BAD_FILES = {
+    "trailing spaces": "version: 3\ncreated_by: me   \n",
+    "tab inside a text block": "version: 3\ntask_description: |\n  a\tb\n",
+    "tab as indentation": "version: 3\nseed_examples:\n\t- question: q\n",
+    "long line": "version: 3\ntask_description: " + "word " * 40 + "\n",
+    "long URL (allowed)": "version: 3\nsource: https://example.com/" + "a" * 150 + "\n",
+    "no newline at the end": "version: 3\ncreated_by: me",
+    "4 blank lines": "version: 3\n\n\n\n\ncreated_by: me\n",
+}
+YAMLLINT_SAME_RULES = """rules:
+  line-length: {max: 120, level: warning, allow-non-breakable-words: true, allow-non-breakable-inline-mappings: true}
+  trailing-spaces: {level: error}
+  new-line-at-end-of-file: {level: error}
+  empty-lines: {max: 2, max-start: 1000, max-end: 1000, level: warning}
+"""
+
+
+def compare_yamllint(files: list[Path]) -> None:
+    """labrador's text rules and yamllint's, on BAD_FILES (reports) and on the generated files (time)."""
+    from yamllint import linter
+    from yamllint.config import YamlLintConfig
+
+    from labrador.taxonomy.yamlrules import check_text, load_rules
+
+    config, rules = YamlLintConfig(YAMLLINT_SAME_RULES), load_rules(None)
+    for name, text in BAD_FILES.items():
+        print(f"## {name}")
+        for hit in check_text(text, rules):
+            print(f"  labrador {hit.line}:{hit.column} {hit.level}: {hit.message}")
+        for problem in linter.run(text, config):
+            print(f"  yamllint {problem.line}:{problem.column} {problem.level}: {problem.desc} ({problem.rule})")
+    texts = [path.read_text(encoding="utf-8") for path in files]
+    t0 = time.perf_counter()
+    ours = sum(len(check_text(text, rules)) for text in texts)
+    t1 = time.perf_counter()
+    theirs = sum(len(list(linter.run(text, config))) for text in texts)
+    t2 = time.perf_counter()
+    print(f"{len(texts)} generated leaves: labrador {(t1 - t0) / len(texts) * 1e3:.2f} ms/file ({ours} hits), "
+          f"yamllint {(t2 - t1) / len(texts) * 1e3:.2f} ms/file ({theirs} hits), {(t2 - t1) / (t1 - t0):.0f}x")
+
+
 def cpu_with_children() -> float:
     """CPU seconds of this process plus its finished children (the worker processes of load_leaves)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -104,10 +147,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leaves", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--yamllint", action="store_true", help="compare the text rules with yamllint instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "taxonomy"
         files = generate(root, args.leaves)
+        if args.yamllint:
+            compare_yamllint(files)
+            return
         first = time.perf_counter()
         assert candidate(root) == args.leaves  # first call: includes jsonschema import and schema compilation
         cold = time.perf_counter() - first

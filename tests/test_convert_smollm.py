@@ -103,7 +103,7 @@ def test_hf_directory_loads_and_trains(smollm_hf: Path, hf_model: Any, original:
 
 def test_round_trip_q4_1_is_exact(smollm_gguf: Path, smollm_hf: Path, tmp_path: Path,
                                   original: tuple[list[int], list[int]]) -> None:
-    from labrador.models.convert_gguf_read import GgufFile
+    from labrador.models.gguf_meta import GgufFile
 
     out = hf_to_gguf(smollm_hf, tmp_path / "rt-q4_1.gguf", "q4_1")
     with GgufFile(smollm_gguf) as before, GgufFile(out) as after:

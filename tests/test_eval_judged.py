@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from labrador.eval.keyfacts import evaluate_questions
+from labrador.eval.calls import Model
+from labrador.eval.keyfacts import answer_questions
+from labrador.eval.questions import CheckQuestion
 from labrador.eval.runner import EvalOptions, run_evaluation
-from labrador.llm import SamplingParams
 
 pytestmark = pytest.mark.slow
 
@@ -132,8 +133,7 @@ def test_dk_bench_with_model_and_with_given_responses(tmp_path: Path, smollm_ggu
 
 
 def test_key_facts_on_real_answers(client) -> None:
-    items = [{"id": "fr", "question": "What is the capital of France? Answer in one word.",
-              "key_facts": [["Paris", "Paree"], "zzyzx-not-a-word"]}]
-    (result,) = evaluate_questions(client, items, SamplingParams(temperature=0.0, max_tokens=16))
-    assert result.id == "fr" and result.answer
-    assert result.missing[-1] == "zzyzx-not-a-word" and result.score in (0.0, 0.5)
+    question = CheckQuestion("What is the capital of France? Answer in one word.",
+                             [["Paris", "Paree"], "zzyzx-not-a-word"])
+    (result,) = answer_questions(Model("m", client, "m"), [question], max_tokens=16)
+    assert result["answer"] and result["score"] in (0.0, 0.5)

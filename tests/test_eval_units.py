@@ -9,10 +9,9 @@ import pytest
 
 from labrador.errors import ConfigError, DataError
 from labrador.eval.branch import mc_tasks, mt_questions
-from labrador.eval.calls import CallCache, Model
+from labrador.eval.calls import Model
 from labrador.eval.dk_bench import check_responses, load_items
 from labrador.eval.judge import Judgment, load_judge_prompts, parse_rating
-from labrador.eval.keyfacts import normalize, score_answer
 from labrador.eval.mmlu_data import load_hf_mmlu, load_tasks_dir
 from labrador.eval.mt_bench import MTQuestion, TurnResult, judge_messages, load_questions, summarize
 from labrador.eval.mt_report import compare_per_leaf
@@ -26,6 +25,7 @@ from labrador.eval.multiple_choice import (
 )
 from labrador.eval.runner import EvalOptions, check_options
 from labrador.llm import Completion, SamplingParams
+from labrador.llm.cache import CallCache
 from labrador.taxonomy.models import Leaf, QnA, SeedExample
 
 
@@ -224,14 +224,6 @@ def test_call_cache_survives_reopen(tmp_path: Path) -> None:
 def test_missing_judge_is_an_error_before_any_work(benchmark: str) -> None:
     with pytest.raises(ConfigError, match="needs a judge model"):
         check_options(EvalOptions(benchmark=benchmark, model="m", base_model="b"))
-
-
-def test_keyfacts_normalisation_and_synonyms() -> None:
-    assert normalize("Saint-Aubry-sur-Loue, 1,250 Kelderwîck!") == "saint aubry sur loue 1250 kelderwick"
-    answer = "Kelderwick was founded in 1742 by the ferryman Aldous Penhallow; population 8,450."
-    assert score_answer(answer, ["1742", ["ferry man", "ferryman"], "8450", "Dunmere"]) == 0.75
-    assert score_answer("concatenate", ["cat"]) == 0.0  # whole words only
-    assert score_answer("anything", []) == 1.0
 
 
 def test_mt_bench_comparison_report_per_category(tmp_path: Path) -> None:

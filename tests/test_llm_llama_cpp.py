@@ -101,7 +101,7 @@ def test_async_and_threads_share_one_worker(client: LlamaCppClient) -> None:
 
 
 def test_prompt_longer_than_context_is_a_clear_error(client: LlamaCppClient) -> None:
-    with pytest.raises(LabradorError, match="context of 512"):
+    with pytest.raises(LabradorError, match="context window of 512"):
         client.complete("word " * 600, SamplingParams(max_tokens=4))
 
 

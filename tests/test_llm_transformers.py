@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from labrador.llm import SamplingParams, get_client
-from labrador.llm.llama_cpp import CHATML_TEMPLATE
+from labrador.llm.templates import CHATML_TEMPLATE
 from labrador.llm.transformers_backend import TransformersClient
 
 pytestmark = pytest.mark.slow

@@ -46,7 +46,7 @@ def test_reader_agrees_with_gguf_package(small_gguf: Path) -> None:
 
     ours, ref = read_gguf(small_gguf), gguf.GGUFReader(small_gguf)
     assert ours.data_offset == ref.data_offset
-    assert [(t.name, t.type_name, t.n_elements, t.n_bytes, ours.data_offset + t.offset) for t in ours.tensors] == \
+    assert [(t.name, t.type_name, t.n_elements, t.n_bytes, ours.data_offset + t.offset) for t in ours.tensors.values()] == \
         [(t.name, t.tensor_type.name, int(t.n_elements), int(t.n_bytes), int(t.data_offset)) for t in ref.tensors]
     for key in ("general.architecture", "llama.context_length", "general.file_type", "general.name", "general.tags"):
         assert ours.metadata[key] == ref.fields[key].contents()
@@ -80,8 +80,8 @@ def test_random_corruption_never_crashes(small_gguf: Path, tmp_path: Path) -> No
 
 def test_resolve_embedded_paths_and_names(small_gguf: Path, tmp_path: Path, smollm_gguf: Path) -> None:
     for name in (None, "", EMBEDDED_MODEL_NAME, "SmolLM2-135M-Instruct"):
-        assert resolve_model(name).path == smollm_gguf
-    resolved = resolve_model(str(small_gguf))
+        assert resolve_model(name, None).path == smollm_gguf
+    resolved = resolve_model(str(small_gguf), None)
     assert (resolved.format, resolved.name, resolved.path) == ("gguf", "tiny", small_gguf.resolve())
     models = tmp_path / "models"
     (models / "org" / "repo").mkdir(parents=True)
@@ -94,7 +94,7 @@ def test_resolve_embedded_paths_and_names(small_gguf: Path, tmp_path: Path, smol
     single = tmp_path / "single"
     single.mkdir()
     (single / "m.gguf").write_bytes(small_gguf.read_bytes())
-    assert resolve_model(str(single)).path == (single / "m.gguf").resolve()
+    assert resolve_model(str(single), None).path == (single / "m.gguf").resolve()
 
 
 @pytest.mark.parametrize(("make", "message"), [
@@ -106,7 +106,7 @@ def test_resolve_embedded_paths_and_names(small_gguf: Path, tmp_path: Path, smol
 ])
 def test_bad_paths_give_one_line(tmp_path: Path, make, message: str) -> None:
     with pytest.raises(ModelError, match=message) as info:
-        resolve_model(str(make(tmp_path)))
+        resolve_model(str(make(tmp_path)), None)
     assert "\n" not in str(info.value)
 
 

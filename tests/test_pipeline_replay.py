@@ -1,5 +1,5 @@
-"""Self-replay: the bundled prompts are clean of evaluation questions, and prepare_data mixes in the real base
-student's (SmolLM2, llama.cpp) own answers."""
+"""Self-replay: the bundled prompts are clean of evaluation questions, and `labrador.prepare.prepare` mixes in
+the real base student's (SmolLM2, llama.cpp) own answers."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from labrador.errors import DataError
-from labrador.pipeline import replay
-from labrador.pipeline.questions import load_question_set
-from labrador.pipeline.settings import PipelineSettings
-from labrador.pipeline.stages import prepare_data
+from labrador.eval.questions import load_question_set
+from labrador.models.embedded import EMBEDDED_MODEL_NAME
+from labrador.prepare import PrepareOptions, prepare, replay
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "labrador" / "data" / "demo"
 
@@ -47,9 +46,9 @@ def test_prepare_data_adds_the_base_students_own_answers(tmp_path: Path) -> None
     data.write_text(json.dumps({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant",
                                                                                "content": "A."}],
                                 "metadata": {"leaf_kind": "knowledge", "dataset": "knowledge_p07"}}) + "\n")
-    settings = PipelineSettings(taxonomy_path=tmp_path, run_dir=tmp_path, general_check=general,
-                                replay_prompts=prompts, replay_max_tokens=24, threads=1, train_on_seeds=False)
-    out = prepare_data(settings, {"knowledge": [str(data)], "skills": [str(data)]}, [], tmp_path / "data")
+    options = PrepareOptions(student=EMBEDDED_MODEL_NAME, general_check=general, replay_prompts=prompts,
+                             replay_max_tokens=24, threads=1, train_on_seeds=False)
+    out = prepare({"knowledge": [str(data)], "skills": [str(data)]}, [], options, tmp_path / "data")
     assert out["replay_prompts_dropped"] == ["What is the capital of France?"]  # a general-check question
     assert out["knowledge_self_replay"] == out["skills_self_replay"] == 2
     for kind in ("knowledge", "skills"):

@@ -12,6 +12,8 @@ import pytest
 from labrador.pipeline.runner import StageFunctions, run_pipeline
 from labrador.pipeline.settings import PipelineSettings
 from labrador.pipeline.stamps import StampStore, fingerprint
+from labrador.sdg.context import GenerateOptions
+from labrador.train.options import RUN_LOCAL, TrainOptions
 
 
 def test_fingerprint_follows_file_content_not_name(tmp_path: Path) -> None:
@@ -66,6 +68,7 @@ class FakeStages:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.fail: str | None = None
+        self.train_options: dict[str, TrainOptions] = {}
 
     def _note(self, name: str) -> None:
         self.calls.append(name)
@@ -92,10 +95,11 @@ class FakeStages:
             files[kind] = str(out / f"{kind}.jsonl")
         return {"files": files, "removed": [], "heldout_questions": 0}
 
-    def train_phase(self, s: PipelineSettings, phase: str, data: str, start: str, ckpt: Path) -> dict[str, Any]:
+    def train_phase(self, options: TrainOptions, phase: str) -> dict[str, Any]:
         self._note(f"train_{phase}")
-        ckpt.mkdir(parents=True, exist_ok=True)
-        return {"checkpoint": str(ckpt), "metrics": None, "start": start}
+        self.train_options[phase] = options
+        Path(options.ckpt_output_dir).mkdir(parents=True, exist_ok=True)
+        return {"checkpoint": options.ckpt_output_dir, "metrics": None, "start": options.model_path}
 
     def convert(self, s: PipelineSettings, checkpoint: str, out: Path) -> dict[str, Any]:
         self._note("convert")
@@ -152,7 +156,7 @@ def test_skills_setting_change_keeps_data_and_knowledge_phase(setup: tuple[Pipel
     settings, fake = setup
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     fake.calls.clear()
-    settings.skills_epochs += 1
+    settings.skills.num_epochs = settings.train.num_epochs + 1
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     assert fake.calls == ["train_skills", "convert", "evaluate_tuned"]
 
@@ -192,71 +196,21 @@ def test_stop_after_ends_early(setup: tuple[PipelineSettings, FakeStages]) -> No
     assert fake.calls == ["generate", "prepare_data"]
 
 
-def test_prepare_data_drops_contaminated_rows_and_adds_closed_book_and_seed_rows(tmp_path: Path) -> None:
-    from labrador.pipeline.stages import prepare_data
-
-    heldout = tmp_path / "heldout.yaml"
-    heldout.write_text("questions:\n  - question: Who founded the town of Kelderwick?\n    key_facts: [Penhallow]\n")
-    system = {"role": "system", "content": "sys"}
-
-    def row(user: str, answer: str, dataset: str = "knowledge_p07") -> dict[str, Any]:
-        return {"messages": [system, {"role": "user", "content": user}, {"role": "assistant", "content": answer}],
-                "metadata": {"leaf_kind": "knowledge", "dataset": dataset}, "unmask": True}
-
-    doc = "Kelderwick was founded in 1742 by Aldous Penhallow, a ferryman."
-    rows = [row(f"{doc}\n\nWho founded the town of Kelderwick?", "Aldous Penhallow."),  # leaks a held-out question
-            row(f"{doc}\n\nWhat was Aldous Penhallow's job?", "Aldous Penhallow was a ferryman."),  # grounded
-            row(f"{doc}\n\nWhen was the Great Flood?", "The Great Flood was in 2020."),  # invented: no copy
-            # the question names 2020 but the document does not: the question is not the source
-            row(f"{doc}\n\nWhen was the Great Flood of 2020?", "The Great Flood of 2020 was in 2020."),
-            # every name is in the document, the claim is not (a sentence no document sentence supports)
-            row(f"{doc}\n\nHow did Kelderwick grow?", "Kelderwick grew by trade under a farmer named Aldous Penhallow.")]
-    generated = tmp_path / "knowledge_train_msgs_x.jsonl"
-    generated.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    settings = PipelineSettings(taxonomy_path=tmp_path, run_dir=tmp_path, heldout=heldout, self_replay=False)
-    leaves = [{"rel_path": "knowledge/k/qna.yaml", "kind": "knowledge", "qna_path": str(tmp_path / "qna.yaml"),
-               "seeds": ["In what year was Kelderwick founded?"], "seed_qa": [["In what year?", "In 1742."]]}]
-    out = prepare_data(settings, {"knowledge": [str(generated)], "skills": []}, leaves, tmp_path / "data")
-    assert [r["heldout"] for r in out["removed"]] == ["Who founded the town of Kelderwick?"]
-    kept = [json.loads(line) for line in Path(out["files"]["knowledge"]).read_text().splitlines()]
-    users = [r["messages"][1]["content"] for r in kept]
-    # the invented Great Flood year is dropped (grounded_only); the grounded Q&A also gets a closed-book copy
-    assert users == [f"{doc}\n\nWhat was Aldous Penhallow's job?", "What was Aldous Penhallow's job?", "In what year?"]
-    assert out["knowledge_ungrounded_dropped"] == 3
-    assert out["knowledge_closed_book"] == 1 and out["knowledge_seed_qa"] == 1 and out["knowledge_rows"] == 3
-    assert kept[-1]["messages"][0] == system and kept[1]["unmask"] is False
-
-    leaves[0]["seeds"].append("Who founded the town of Kelderwick?")  # a held-out question among the seeds
-    with pytest.raises(Exception, match="Held-out questions must be unseen"):
-        prepare_data(settings, {"knowledge": [str(generated)], "skills": []}, leaves, tmp_path / "data")
-
-
-def test_decontaminator_catches_copies_and_rewordings_not_topics() -> None:
-    from labrador.pipeline.decontam import Decontaminator
-
-    checker = Decontaminator(["Who founded the town of Kelderwick?",
-                              "In which year did the Lantern Tide Festival take place for the first time?"])
-    assert checker.match("who FOUNDED the town of kelderwick") is not None
-    assert checker.match("Document:\nsome text.\n\nWho founded the town of Kelderwick, and when?") is not None
-    assert checker.match("In which year did the Lantern Tide Festival happen for the first time?") is not None
-    assert checker.match("The village is a small part of the town of Kelderwick.") is None
-    assert checker.match("In which year was the Copperbell Bridge built?") is None
-
-
 def test_another_seed_redoes_generation_and_training_not_base_eval(
         setup: tuple[PipelineSettings, FakeStages], monkeypatch: pytest.MonkeyPatch) -> None:
     settings, fake = setup
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     fake.calls.clear()
-    settings.seed = 7
+    settings.generate.seed = settings.train.seed = 7
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     assert fake.calls == [n for n in ALL if n != "evaluate_base"]
-    # `ilab pipeline run --seed` and `python -m labrador.demo --seed` set it
+    # `ilab pipeline run --seed` and `python -m labrador.demo --seed` set both
     from labrador import demo
 
-    assert _settings_from_cli(monkeypatch, settings, "--seed", "5").seed == 5
-    assert demo.demo_settings(settings.run_dir, 1, 9).seed == 9  # type: ignore[attr-defined]
-    assert demo.demo_settings(settings.run_dir, 1).seed == 42  # type: ignore[attr-defined]
+    cli = _settings_from_cli(monkeypatch, settings, "--seed", "5")
+    assert (cli.generate.seed, cli.train.seed) == (5, 5)
+    seeded, default = demo.demo_settings(settings.run_dir, 1, 9), demo.demo_settings(settings.run_dir, 1)
+    assert (seeded.generate.seed, seeded.train.seed, default.generate.seed, default.train.seed) == (9, 9, 42, 42)
 
 
 def test_anchor_weight_redoes_training_only_and_the_replay_prompts_count_by_content(
@@ -264,23 +218,23 @@ def test_anchor_weight_redoes_training_only_and_the_replay_prompts_count_by_cont
     settings, fake = setup
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     fake.calls.clear()
-    settings.anchor_weight = 2.0
+    settings.train.anchor_weight = 2.0
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     assert fake.calls == ["train_knowledge", "train_skills", "convert", "evaluate_tuned"]
     # a prompt file is part of the data's inputs by its content (the bundled one too, when none is given)
-    from labrador.pipeline.replay import bundled_prompts
+    from labrador.prepare.replay import bundled_prompts
 
-    assert settings.data_inputs()["replay"]["prompts"] == bundled_prompts()
+    assert settings.data_inputs()["prompts"] == bundled_prompts()
     prompts = settings.run_dir.parent / "prompts.yaml"
     prompts.write_text("version: 1\nprompts: [Name a colour.]\n", encoding="utf-8")
-    settings.replay_prompts = prompts
+    settings.prepare = settings.prepare.model_copy(update={"replay_prompts": prompts})
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     fake.calls.clear()
     prompts.write_text("version: 1\nprompts: [Name a fruit.]\n", encoding="utf-8")
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     assert fake.calls == [n for n in ALL if n not in ("generate", "evaluate_base")]
     # `ilab pipeline run --anchor-weight` sets it
-    assert _settings_from_cli(monkeypatch, settings, "--anchor-weight", "3").anchor_weight == 3.0
+    assert _settings_from_cli(monkeypatch, settings, "--anchor-weight", "3").train.anchor_weight == 3.0
 
 
 def _settings_from_cli(monkeypatch: pytest.MonkeyPatch, settings: PipelineSettings, *args: str) -> PipelineSettings:
@@ -300,3 +254,75 @@ def _settings_from_cli(monkeypatch: pytest.MonkeyPatch, settings: PipelineSettin
                                       "--run-dir", str(settings.run_dir), *args])
     assert len(seen) == 1, result.output
     return seen[0]
+
+
+def _changed(name: str, value: Any) -> Any:
+    """Another valid-looking value of a TrainOptions field (the fake stages never validate it)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value * 2 + 1
+    if isinstance(value, list):
+        return [*value, "extra"]
+    return {"lora_quantize": 4, "phase1_effective_batch_size": 3, "phase2_effective_batch_size": 3,
+            "max_steps": 5}.get(name, f"{value}-other")
+
+
+def test_every_training_setting_is_in_the_training_stamp(setup: tuple[PipelineSettings, FakeStages]) -> None:
+    """Any TrainOptions field that can change what training computes changes the phase's stamp key, so the
+    phase re-runs (the stamp hashes the very options the phase is run with)."""
+    settings, fake = setup
+
+    def key() -> str:
+        return json.loads((settings.run_dir / "stamps" / "train_knowledge.json").read_text())["key"]
+
+    run_pipeline(settings, fake.functions(), log=lambda _: None, stop_after="train_knowledge")
+    keys = {key()}
+    # the pipeline sets these itself: the model (the student, then the knowledge checkpoint) and the strategy
+    for name in sorted(set(TrainOptions.model_fields) - RUN_LOCAL - {"model_path", "strategy"}):
+        base = settings.train.model_copy()
+        settings.train = base.model_copy(update={name: _changed(name, getattr(base, name))})
+        fake.calls.clear()
+        run_pipeline(settings, fake.functions(), log=lambda _: None, stop_after="train_knowledge")
+        assert fake.calls == ["train_knowledge", "train_skills"], name
+        assert getattr(fake.train_options["knowledge"], name) == getattr(settings.train, name), name
+        assert key() not in keys, name
+        keys.add(key())
+        settings.train = base
+
+
+def test_the_cpu_laptop_preset_gives_the_demo_its_tuned_settings(tmp_path: Path) -> None:
+    """The options the demo's stages receive are the ones the demo was tuned with (written out here on purpose)."""
+    from labrador import demo
+
+    settings = demo.demo_settings(tmp_path, threads=2)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    common = {"pipeline": "simple", "strategy": "single", "effective_batch_size": 2, "max_seq_len": 448,
+              "max_batch_len": 2048, "warmup_steps": 2, "lora_rank": 16, "lora_alpha": 32, "seed": 42,
+              "lora_target_modules": targets, "anchor_weight": 1.0, "held_out_fraction": 0.0}
+    for phase, epochs, lr in (("knowledge", 3, 1e-3), ("skills", 1, 1e-4)):
+        assert settings.train_options(phase, "start", "data.jsonl") == TrainOptions(
+            model_path="start", data_path="data.jsonl", num_epochs=epochs, learning_rate=lr, **common)
+    assert settings.generate == GenerateOptions(scale_factor=2, max_num_tokens=192, chunk_size=300, num_workers=2,
+                                                seed=42)
+    prepare = settings.prepare_options()
+    assert (prepare.grounded_only, prepare.closed_book, prepare.train_on_seeds, prepare.self_replay,
+            prepare.replay_prompts, prepare.replay_max_tokens, prepare.replay_kl) == (True, True, True, True,
+                                                                                     None, 64, True)
+    assert (settings.gguf_outtype, settings.eval_max_tokens, settings.threads) == ("f16", 64, 2)
+
+
+def test_pipeline_run_uses_the_cpu_laptop_preset_unless_told(
+        setup: tuple[PipelineSettings, FakeStages], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from labrador.errors import ConfigError
+    from labrador.presets import load_preset
+
+    settings, _ = setup
+    assert _settings_from_cli(monkeypatch, settings).train.max_seq_len == 448
+    assert _settings_from_cli(monkeypatch, settings, "--max-seq-len", "512").train.max_seq_len == 512
+    assert _settings_from_cli(monkeypatch, settings, "--preset", "none").train == TrainOptions()
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("knowledge:\n  num_epochs: 5\n", encoding="utf-8")
+    assert _settings_from_cli(monkeypatch, settings, "--preset", str(mine)).knowledge.num_epochs == 5
+    with pytest.raises(ConfigError, match="Unknown preset 'nope'"):
+        load_preset("nope")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from labrador.eval.keyfacts import fact_present
-from labrador.pipeline.decontam import Decontaminator
-from labrador.pipeline.questions import load_question_set
+from labrador.eval.questions import load_question_set
+from labrador.sdg.quality import Decontaminator
 from labrador.taxonomy import lint_file, load_leaves
 from labrador.taxonomy.documents import fetch_documents
 from labrador.workspace import create_sample_taxonomy, sample_taxonomy_dir

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from labrador.errors import DataError
 from labrador.llm.base import Completion, SamplingParams
-from labrador.sdg.blocks import BLOCK_TYPES, LLMBlock
+from labrador.llm.cache import CallCache
+from labrador.sdg.blocks import LLMBlock
 from labrador.sdg.chunking import chunk_markdown
 from labrador.sdg.context import GenerateOptions, LeafContext, fit_to_context
-from labrador.sdg.pipeline import load_pipeline, load_pipeline_set
+from labrador.sdg.pipeline import load_pipeline, load_pipeline_set, pipeline_dir
 from labrador.sdg.prompts import parse_regex, parse_tagged
 from labrador.sdg.quality import Decontaminator, answer_problem, guard_rows, jaccard, shingles
+from labrador.sdg.registry import block_class
 from labrador.sdg.table import Table
-from labrador.sdg.teacher import Teacher, TeacherCache
+from labrador.sdg.teacher import Teacher, call_key
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sdg"
 
@@ -51,12 +54,12 @@ class ReplayClient:
 
 
 def ctx_for(client, tmp_path: Path, **options) -> LeafContext:
-    teacher = Teacher(client, workers=4, cache=TeacherCache(tmp_path / "cache.sqlite"))
+    teacher = Teacher(client, workers=4, cache=CallCache(tmp_path / "cache.sqlite"))
     return LeafContext("skills/test", "test/pipe", teacher, GenerateOptions(seed=3, **options))
 
 
 def block(kind: str, **config):
-    return BLOCK_TYPES[kind](f"test_{kind}", config)
+    return block_class(kind)(f"test_{kind}", config)
 
 
 def run(b, table: Table, ctx: LeafContext) -> Table:
@@ -190,7 +193,7 @@ def test_builtin_pipelines_load(name: str) -> None:
     pipes = load_pipeline_set(name)
     assert {"knowledge", "freeform_skill", "grounded_skill"} <= set(pipes)
     if name == "full":
-        kinds = {b.kind for p in pipes.values() for b in p.blocks}
+        kinds = {b.kind for flow in pipes.values() for p in flow.pipelines for b in p.blocks}
         assert {"llm", "filter", "flatten", "drop_columns", "duplicate_columns", "combine_columns"} <= kinds
 
 
@@ -206,12 +209,36 @@ def test_pipeline_errors_name_file(tmp_path: Path) -> None:
         load_pipeline_set(str(tmp_path / "missing"))
 
 
+@pytest.mark.parametrize("name", ["simple", "full"])
+def test_leaf_flows_are_declared_in_the_index(name: str, tmp_path: Path) -> None:
+    flows = load_pipeline_set(name)
+    knowledge = flows["knowledge"]
+    expected = (["knowledge_aux"] if name == "full" else []) + ["knowledge_facts", "knowledge"]
+    assert [s.key for s in knowledge.steps] == expected  # run order: summaries, facts, then Q&A
+    assert knowledge.rows == ["knowledge", "knowledge_facts"]  # written: Q&A rows first
+    copy = tmp_path / "copy"
+    shutil.copytree(pipeline_dir(name), copy)
+    (copy / "knowledge_facts.yaml").unlink()  # a step whose file is gone is turned off
+    assert [s.key for s in load_pipeline_set(str(copy))["knowledge"].steps] == expected[:-2] + ["knowledge"]
+    (copy / "leaves.yaml").write_text("knowledge:\n  steps: [{pipeline: knowledge}]\n  rows: [knowledge, nope]\n")
+    with pytest.raises(DataError, match="leaves.yaml: knowledge: 'rows' must list"):
+        load_pipeline_set(str(copy))
+
+
+def test_language_rules_are_declared(tmp_path: Path) -> None:
+    text = pipeline_dir("simple").joinpath("knowledge_facts.yaml").read_text()
+    bad = tmp_path / "knowledge_facts.yaml"
+    bad.write_text(text.replace("language: english\n", ""))
+    with pytest.raises(DataError, match="applies english text rules"):
+        load_pipeline(bad, "x")
+
+
 def test_user_pipeline_with_own_prompt(tmp_path: Path) -> None:
     (tmp_path / "my.yaml").write_text('generation: "Say {task_description}"\nstart_tags: [""]\nend_tags: [""]\n')
     (tmp_path / "freeform_skill.yaml").write_text(
         "blocks:\n  - {type: llm, name: g, config: {prompt: my.yaml, output_cols: [response]}}\n")
     pipes = load_pipeline_set(str(tmp_path))
-    assert list(pipes) == ["freeform_skill"] and pipes["freeform_skill"].blocks[0].prompt.name == "my"
+    assert list(pipes) == ["freeform_skill"] and pipes["freeform_skill"].pipelines[0].blocks[0].prompt.name == "my"
 
 
 # ---------------------------------------------------------------------------------------------------- chunking
@@ -262,12 +289,12 @@ def test_quality_guards_count_each_reason() -> None:
 
 
 def test_teacher_cache_survives_reopen(tmp_path: Path) -> None:
-    cache = TeacherCache(tmp_path / "c.sqlite")
-    key = TeacherCache.key("m", [{"role": "user", "content": "hi"}], SamplingParams(), 0)
-    assert key != TeacherCache.key("m", [{"role": "user", "content": "hi"}], SamplingParams(), 1)
-    cache.put(key, "hello", 3, 1)
+    cache = CallCache(tmp_path / "c.sqlite")
+    key = call_key("m", [{"role": "user", "content": "hi"}], SamplingParams(), 0)
+    assert key != call_key("m", [{"role": "user", "content": "hi"}], SamplingParams(), 1)
+    cache.put(key, {"text": "hello"})
     cache.close()
-    assert TeacherCache(tmp_path / "c.sqlite").get(key) == ("hello", 3, 1, "stop")
+    assert CallCache(tmp_path / "c.sqlite").get(key) == {"text": "hello"}
 
 
 def test_llm_block_drops_item_cut_by_max_tokens(tmp_path: Path) -> None:

@@ -125,9 +125,7 @@ def test_full_pipeline_runs_every_block(taxonomy: Path, teacher_client, tmp_path
     pipes = load_pipeline_set(full)
     ran = {(b["leaf"], b["block"]) for b in result.summary["blocks"]}
     for leaf in result.summary["leaves"]:
-        expected = [b.name for b in pipes[leaf["kind"]].blocks]
-        if leaf["kind"] == "knowledge":
-            expected += [b.name for b in pipes["knowledge_aux"].blocks]
+        expected = [b.name for pipe in pipes[leaf["kind"]].pipelines for b in pipe.blocks]
         missing = [name for name in expected if (leaf["leaf"], name) not in ran]
         assert not missing, f"{leaf['leaf']}: blocks never ran: {missing} ({leaf['error']})"
         assert leaf["error"] is None or "unexpected" not in leaf["error"]

@@ -1,5 +1,5 @@
-"""Knowledge facts: sentence splitting, grounding checks, the two fact blocks, the writer's closed-book rows and
-the pipeline's decontamination of them. The real teacher writes fact questions in tests/test_sdg_e2e.py."""
+"""Knowledge facts: sentence splitting, grounding checks, the two fact blocks, the writer's closed-book rows
+(their decontamination: tests/test_prepare.py). The real teacher writes fact questions in tests/test_sdg_e2e.py."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from labrador.pipeline.settings import PipelineSettings
-from labrador.pipeline.stages import decontaminate
-from labrador.sdg.blocks import BLOCK_TYPES
+from labrador.sdg.blocks import LLMBlock
 from labrador.sdg.context import GenerateOptions, LeafContext
-from labrador.sdg.facts import (
+from labrador.sdg.english import (
     answer_spans,
     fits_other_fact,
     grounded_in,
@@ -20,6 +18,12 @@ from labrador.sdg.facts import (
     seed_fact,
     split_facts,
     supported_in,
+)
+from labrador.sdg.fact_blocks import (
+    FilterQuestionsBlock,
+    SeedFactQuestionsBlock,
+    SplitAnswersBlock,
+    SplitFactsBlock,
 )
 from labrador.sdg.output import LeafResult, RunWriter
 from labrador.sdg.quality import Decontaminator, guard_rows
@@ -100,14 +104,14 @@ def test_split_answers_block_rows_leads_and_examples() -> None:
                    {"fact": "Pottery is still the best-known trade.", "document_outline": "Lunby",
                     "_icl_seeds": seeds}])
     ctx = LeafContext("knowledge/x", "facts", None, GenerateOptions())  # type: ignore[arg-type]
-    out = asyncio.run(BLOCK_TYPES["split_answers"]("answers", {}).run(table, ctx))
+    out = asyncio.run(SplitAnswersBlock("answers", {}).run(table, ctx))
     assert [(r["answer_span"], r["question_lead"]) for r in out] == [
         ("1802", "In what year"), ("1802", "When"), ("Ada Fell", "What is the name of"), ("Ada Fell", "Which"),
         ("", "What"), ("", "Which")]
     assert out.rows[0]["answer_line"] == "Answer: 1802\n" and out.rows[-1]["answer_line"] == ""
     assert [s["answer_span"] for s in out.rows[0]["_icl_seeds"]] == ["1650"]
     # the teacher continues the lead; the block puts it back before the question is parsed
-    block = BLOCK_TYPES["llm"]("gen", {"prompt": "fact_question", "output_cols": ["question"], "parser": "text"})
+    block = LLMBlock("gen", {"prompt": "fact_question", "output_cols": ["question"], "parser": "text"})
     prompt = block.messages(out.rows[0], ctx, 0, 0)
     assert isinstance(prompt, str) and prompt.endswith("Fact: The bridge was built in 1802 by Ada Fell.\n"
                                                        "Answer: 1802\nQuestion: In what year")
@@ -124,12 +128,12 @@ def test_split_facts_block_dedups_overlap_and_rotates_all_seed_pairs(tmp_path: P
     table = Table([{"document": "One fact is stated here. Two facts are stated here.", "_icl_seeds": seeds_a},
                    {"document": "Two facts are stated here. Three facts are stated here.", "_icl_seeds": seeds_b}])
     ctx = LeafContext("knowledge/x", "facts", None, GenerateOptions())  # type: ignore[arg-type]
-    out = asyncio.run(BLOCK_TYPES["split_facts"]("split", {}).run(table, ctx))
+    out = asyncio.run(SplitFactsBlock("split", {}).run(table, ctx))
     assert [r["fact"] for r in out] == ["One fact is stated here.", "Two facts are stated here.",
                                         "Three facts are stated here."]
     assert all(r["_closed_book"] for r in out)
     assert [r["_icl_seeds"][0]["question"] for r in out] == ["Qa?", "Qb?", "Qa?"]  # the leaf's pool, rotated
-    kept = asyncio.run(BLOCK_TYPES["filter_questions"]("filter", {}).run(Table([
+    kept = asyncio.run(FilterQuestionsBlock("filter", {}).run(Table([
         {"question": "How many facts are stated?", "fact": "Two facts are stated here.", "raw_document": "x"},
         {"question": "Who is the king of Spain?", "fact": "Two facts are stated here.", "raw_document": "x"},
     ]), ctx))
@@ -159,29 +163,6 @@ def test_writer_asks_fact_rows_closed_book_in_both_phases(tmp_path: Path) -> Non
     assert any(r["messages"][1]["content"] == "Who founded Brackenford?" for r in p10)
     assert not any("Document:" in r["messages"][1]["content"] and "Who founded" in r["messages"][1]["content"]
                    for r in p10)  # fact rows get no RAFT documents
-
-
-def test_decontamination_checks_only_the_question_of_fact_rows(tmp_path: Path) -> None:
-    heldout = tmp_path / "heldout.yaml"
-    heldout.write_text("version: 1\nquestions:\n  - question: How far is Brackenford from the sea at Lune Bay?\n"
-                       "    answer: 9 km.\n    key_facts: ['9']\n")
-    fact = "Brackenford is 9 km from the sea at Lune Bay."  # a document sentence that answers it, by design
-
-    def row(question: str, closed_book: bool) -> dict:
-        return {"id": question, "messages": [{"role": "user", "content": question},
-                                            {"role": "assistant", "content": fact}],
-                "metadata": {"leaf_kind": "knowledge", "closed_book": closed_book}}
-
-    data = tmp_path / "gen.jsonl"
-    rows = [row("Where is Brackenford?", True), row("Where is Brackenford?", False),
-            row("How far is Brackenford from the sea at Lune Bay?", True)]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    settings = PipelineSettings(taxonomy_path=tmp_path, run_dir=tmp_path, heldout=heldout)
-    result = decontaminate(settings, {"knowledge": [str(data)], "skills": []}, [], tmp_path / "out")
-    kept = [json.loads(line) for line in Path(result["files"]["knowledge"]).read_text().splitlines()]
-    assert [(r["messages"][0]["content"], r["metadata"]["closed_book"]) for r in kept] == [
-        ("Where is Brackenford?", True)]
-    assert len(result["removed"]) == 2
 
 
 KELDER = ("Kelderwick was founded in 1742 by Aldous Penhallow, a ferryman. At its peak, in 1860, the town had eleven "
@@ -221,10 +202,10 @@ def test_seed_fact_questions_block_adds_seed_rows_that_skip_seed_decontamination
     table = Table([{"document": KELDER, "raw_document": KELDER, "document_outline": TOPIC, "_icl_seeds": seeds[:1],
                     "_seed_pairs": seeds}])
     ctx = LeafContext("knowledge/x", "facts", None, GenerateOptions())  # type: ignore[arg-type]
-    facts = asyncio.run(BLOCK_TYPES["split_facts"]("split", {}).run(table, ctx))
+    facts = asyncio.run(SplitFactsBlock("split", {}).run(table, ctx))
     assert facts.rows[0]["_seed_pairs"] == seeds and facts.rows[0]["_icl_seeds"] == seeds[:1]
     asked = Table([{**r, "question": "What did the teacher ask?"} for r in facts])
-    out = asyncio.run(BLOCK_TYPES["seed_fact_questions"]("seeds", {}).run(asked, ctx))
+    out = asyncio.run(SeedFactQuestionsBlock("seeds", {}).run(asked, ctx))
     added = [r for r in out if r.get("_seed_question")]
     assert [(r["question"], r["fact"]) for r in added] == [
         ("In what year was Kelderwick founded?", split_facts(KELDER)[0]),
@@ -249,10 +230,10 @@ def test_filter_questions_other_facts_compares_with_every_chunk_of_the_leaf() ->
             {"question": "Who was Aldous Penhallow?", "fact": split_facts(first)[0], "raw_document": first,
              "document_outline": TOPIC}]
     ctx = LeafContext("knowledge/x", "facts", None, GenerateOptions())  # type: ignore[arg-type]
-    block = BLOCK_TYPES["filter_questions"]("filter", {"other_facts": True})
+    block = FilterQuestionsBlock("filter", {"other_facts": True})
     kept = asyncio.run(block.run(Table(rows), ctx))
     assert [r["question"] for r in kept] == [rows[1]["question"], rows[2]["question"]]
-    plain = asyncio.run(BLOCK_TYPES["filter_questions"]("filter", {}).run(Table(rows), ctx))
+    plain = asyncio.run(FilterQuestionsBlock("filter", {}).run(Table(rows), ctx))
     assert len(plain) == 3
     seed = {**rows[0], "_seed_question": True}  # placed by its seed answer, which says more than the question
     assert len(asyncio.run(block.run(Table([seed]), ctx))) == 1

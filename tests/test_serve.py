@@ -201,13 +201,13 @@ def test_chat_command_against_the_server(server: Server) -> None:
 
 def test_chat_streamer_over_http(server: Server) -> None:
     """The terminal chat's SSE reader: token pieces as they come, and a context overflow reported as such."""
-    from labrador.chat.stream import ContextOverflow, Streamer
+    from labrador.chat.stream import Streamer
     from labrador.llm import get_client
-    from labrador.llm.base import SamplingParams
+    from labrador.llm.base import ContextOverflow, SamplingParams
 
     client = get_client("m", endpoint_urls=[server.url], api_key=API_KEY)
     try:
-        streamer = Streamer(client, endpoint=server.url, api_key=API_KEY)
+        streamer = Streamer(client)
         params = SamplingParams(temperature=0.0, max_tokens=16)
         pieces = list(streamer.stream(QUESTION, params))
         assert len(pieces) > 3 and "".join(pieces) == client.chat(QUESTION, params).text

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from labrador.errors import ModelError
-from labrador.serve.hf_backend import StopText
+from labrador.llm.factory import choose_backend
+from labrador.llm.transformers_backend import StopText
+from labrador.llm.vllm import VLLM_MODULE, build_vllm_command, run_vllm
 from labrador.serve.protocol import RequestError, parse_request
-from labrador.serve.server import base_url, choose_backend
-from labrador.serve.vllm import VLLM_MODULE, build_vllm_command, run_vllm
+from labrador.serve.server import base_url
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -70,15 +71,15 @@ def test_stop_text_cuts_across_pieces_and_holds_back_prefixes() -> None:
 def test_choose_backend(tmp_path: Path, smollm_gguf: Path) -> None:
     hf_dir = tmp_path / "hf"
     hf_dir.mkdir()
-    assert choose_backend(smollm_gguf, "auto") == "llama-cpp"
-    assert choose_backend(smollm_gguf, "transformers") == "transformers"
-    assert choose_backend(hf_dir, "auto") == "transformers"  # no GPU or vllm on this machine
+    """The server picks its engine with the same rule as `get_client`."""
+    assert choose_backend("gguf", smollm_gguf, "auto") == "llama-cpp"
+    assert choose_backend("hf", hf_dir, "auto") == "transformers"  # no GPU or vllm on this machine
     with pytest.raises(ModelError, match="GGUF"):
-        choose_backend(hf_dir, "llama-cpp")
-    with pytest.raises(ModelError, match="vLLM serves Hugging Face directories"):
-        choose_backend(smollm_gguf, "vllm")
-    with pytest.raises(ModelError, match="needs the vllm package"):
-        choose_backend(hf_dir, "vllm")
+        choose_backend("hf", hf_dir, "llama-cpp")
+    with pytest.raises(ModelError, match="only the llama-cpp backend"):
+        choose_backend("gguf", smollm_gguf, "vllm")
+    with pytest.raises(ModelError, match="needs the `vllm` package"):
+        choose_backend("hf", hf_dir, "vllm")
 
 
 def test_build_vllm_command_passes_backend_args_last(tmp_path: Path) -> None:

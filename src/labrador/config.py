@@ -1,13 +1,17 @@
 """config.yaml: pydantic-validated settings, one section per command family.
 
 Every field has a default, so a missing file or section is fine; an unknown key or a wrong type is an error
-that names the key's path and the expected type. CLI options override config values.
+that names the key's path and the expected type. CLI options override config values. The generation and
+training options (sizes, epochs, learning rates) are null here unless the file sets them: their defaults are
+written once, in `labrador.sdg.context.GenerateOptions` and `labrador.train.options.TrainOptions`
+(see `layered`, which stacks model defaults, config values, a preset and CLI options).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -16,6 +20,7 @@ from labrador.errors import ConfigError
 from labrador.models.embedded import EMBEDDED_MODEL_NAME
 
 DEFAULT_TAXONOMY_REPO = "https://github.com/instructlab/taxonomy.git"
+M = TypeVar("M", bound=BaseModel)
 
 
 class Section(BaseModel):
@@ -35,18 +40,35 @@ class ChatConfig(Section):
     logs_dir: str = Field(default_factory=lambda: str(paths.data_subdir("chatlogs")))
 
 
-class GenerateConfig(Section):
+class OptionsSection(Section):
+    """A section whose option keys are null unless the file sets them: the options model has the defaults."""
+
+    PLACES: ClassVar[frozenset[str]] = frozenset()  # keys that are not options of the model (models, paths)
+    RENAMED: ClassVar[dict[str, str]] = {}  # this file's key -> the options model's field
+
+    def options(self) -> dict[str, Any]:
+        """The option values this file sets, by the options model's field names."""
+        values = self.model_dump(exclude=set(self.PLACES))
+        return _set({self.RENAMED.get(key, key): value for key, value in values.items()})
+
+
+class GenerateConfig(OptionsSection):
+    """`ilab data generate`; the options are labrador.sdg.context.GenerateOptions'."""
+
+    PLACES = frozenset({"pipeline", "teacher", "endpoint_urls", "taxonomy_path", "taxonomy_base", "output_dir"})
+    RENAMED = {"sdg_scale_factor": "scale_factor"}
+
     pipeline: str = "simple"
     teacher: str = EMBEDDED_MODEL_NAME
     endpoint_urls: list[str] = Field(default_factory=list)
     taxonomy_path: str = Field(default_factory=lambda: str(paths.data_subdir("taxonomy")))
     taxonomy_base: str = "origin/main"
     output_dir: str = Field(default_factory=lambda: str(paths.data_subdir("datasets")))
-    sdg_scale_factor: int = Field(default=30, ge=1)
-    chunk_size: int = Field(default=500, ge=50)
-    max_num_tokens: int = Field(default=4096, ge=64)
-    num_workers: int = Field(default=8, ge=1)
     seed: int | None = None
+    sdg_scale_factor: int | None = Field(default=None, ge=1)
+    chunk_size: int | None = Field(default=None, ge=50)
+    max_num_tokens: int | None = Field(default=None, ge=64)
+    num_workers: int | None = Field(default=None, ge=1)
 
 
 class ServeConfig(Section):
@@ -58,18 +80,22 @@ class ServeConfig(Section):
     backend_args: list[str] = Field(default_factory=list)
 
 
-class TrainConfig(Section):
+class TrainConfig(OptionsSection):
+    """`ilab model train`; the options are labrador.train.options.TrainOptions'."""
+
+    PLACES = frozenset({"model", "data_path", "ckpt_output_dir"})
+
     model: str = EMBEDDED_MODEL_NAME
-    pipeline: Literal["simple", "full", "accelerated"] = "simple"
     data_path: str = Field(default_factory=lambda: str(paths.data_subdir("datasets")))
     ckpt_output_dir: str = Field(default_factory=lambda: str(paths.data_subdir("checkpoints")))
-    num_epochs: int = Field(default=3, ge=1)
-    learning_rate: float = Field(default=2e-5, gt=0)
-    effective_batch_size: int = Field(default=16, ge=1)
-    max_seq_len: int = Field(default=2048, ge=32)
-    max_batch_len: int = Field(default=8192, ge=32)
-    lora_rank: int = Field(default=8, ge=0)
-    seed: int = 42
+    pipeline: Literal["simple", "full", "accelerated"] | None = None
+    num_epochs: int | None = Field(default=None, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0)
+    effective_batch_size: int | None = Field(default=None, ge=1)
+    max_seq_len: int | None = Field(default=None, ge=32)
+    max_batch_len: int | None = Field(default=None, ge=32)
+    lora_rank: int | None = Field(default=None, ge=0)
+    seed: int | None = None
 
 
 class EvaluateConfig(Section):
@@ -94,6 +120,28 @@ class Config(Section):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
 
 
+def _set(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values that are given (a None value stands for 'not given')."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def layered(model: type[M], *layers: Mapping[str, Any] | None, source: str = "settings") -> M:
+    """`model` built from its own defaults under `layers`, a later layer winning over an earlier one; nested
+    mappings merge key by key, a None value is 'not given'. ConfigError names every bad key."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        _merge_into(merged, layer or {})
+    return validated(model, merged, source)
+
+
+def _merge_into(target: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    for key, value in layer.items():
+        if isinstance(value, Mapping):
+            _merge_into(target.setdefault(key, {}), value)
+        elif value is not None:
+            target[key] = value
+
+
 def _describe(error: dict[str, Any]) -> str:
     key = ".".join(str(p) for p in error["loc"])
     kind = error["type"]
@@ -103,33 +151,42 @@ def _describe(error: dict[str, Any]) -> str:
     return f"'{key}' has the wrong value {error.get('input')!r}: {expected}"
 
 
+def validated(model: type[M], raw: Any, source: str, fix: str = "Fix the values named.") -> M:
+    """`raw` validated into `model`; ConfigError listing every bad key otherwise."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(_describe(e) for e in err.errors())
+        raise ConfigError(f"{source}: invalid settings: {problems}. {fix}") from None
+
+
 def parse_config(raw: Any, source: str = "config") -> Config:
     """Validate a mapping (already read from YAML) into a Config; ConfigError lists every bad key."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the file must hold a mapping of sections (chat:, generate:, ...).")
+    return validated(Config, raw, source, "Fix the file or run `ilab config init`.")
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in `path`; ConfigError naming path:line:column when it is not valid YAML."""
+    import yaml
+
     try:
-        return Config.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(_describe(e) for e in err.errors())
-        raise ConfigError(f"{source}: invalid configuration: {problems}. Fix the file or run `ilab config init`.") from None
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        at = getattr(err, "problem_mark", None)
+        place = f"{path}:{at.line + 1}:{at.column + 1}" if at else str(path)
+        raise ConfigError(f"{place}: {path.name} is not valid YAML ({getattr(err, 'problem', err)}).") from None
 
 
 def load_config(path: Path | None = None) -> Config:
     """Read config.yaml (LABRADOR_CONFIG / --config override); defaults when the file does not exist."""
-    import yaml
-
     path = path or paths.config_file()
     if not path.exists():
         return Config()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: config.yaml is not valid YAML ({getattr(err, 'problem', err)}).") from None
-    return parse_config(raw, str(path))
+    return parse_config(read_yaml(path), str(path))
 
 
 def dump_config(config: Config) -> str:
@@ -139,9 +196,8 @@ def dump_config(config: Config) -> str:
 
 
 def save_config(config: Config, path: Path | None = None) -> Path:
+    from labrador.files import atomic_write_text
+
     path = path or paths.config_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(dump_config(config), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, dump_config(config))
     return path

@@ -3,16 +3,13 @@
 Workspace: `<XDG data dir>/labrador/demo/` (override with `--workspace`), holding `taxonomy/` (a git repository
 made from the bundled sample taxonomy), `run/` (the pipeline run directory: stamps, data, checkpoints, GGUF,
 report.md) and `demo_times.json` (wall time per stage). Running the demo again reuses every stage that is
-up to date; `--fresh` starts over.
-
-When a stage's library is not installed, the demo validates the sample taxonomy, says which stage is missing
-and what it would do, and stops without inventing any result.
+up to date; `--fresh` starts over. The settings are the `cpu-laptop` preset (labrador/presets/cpu-laptop.yaml);
+config.yaml plays no part, so the demo gives the same result on every machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -21,16 +18,15 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labrador import paths
 from labrador.errors import LabradorError
 
-REQUIRED = {
-    "generate": ("labrador.sdg.generate", "generate ~10 Q&A per seed example with the teacher"),
-    "train": ("labrador.train.run", "train the student: knowledge phase (LoRA), then skills phase"),
-    "convert": ("labrador.models.convert", "convert the tuned checkpoint to GGUF for llama.cpp"),
-    "evaluate": ("labrador.eval.keyfacts", "score base and tuned on held-out and general questions"),
-}
+if TYPE_CHECKING:
+    from labrador.pipeline.settings import PipelineSettings
+
+PRESET = "cpu-laptop"
 GOAL = "tuned >= 50% held-out correct where base < 10%, general check drops <= 5 points"
 
 
@@ -42,17 +38,14 @@ def default_workspace() -> Path:
     return paths.data_dir() / "demo"
 
 
-def missing_stages() -> list[str]:
-    return [stage for stage, (module, _) in REQUIRED.items() if importlib.util.find_spec(module) is None]
-
-
-def demo_settings(workspace: Path, threads: int, seed: int | None = None) -> object:
+def demo_settings(workspace: Path, threads: int, seed: int | None = None, preset: str = PRESET) -> PipelineSettings:
+    """The preset's settings (cpu-laptop: sized for ~2 CPU cores in under 30 minutes; docs/demo.md says how it
+    was tuned) with the demo's workspace, questions and thread count."""
     from labrador.pipeline.settings import PipelineSettings
 
-    # Sized for ~2 CPU cores in under 30 minutes (see docs/demo.md for how these were tuned).
-    return PipelineSettings(taxonomy_path=workspace / "taxonomy", run_dir=workspace / "run", taxonomy_base="empty",
-                            heldout=demo_file("heldout.yaml"), general_check=demo_file("general_check.yaml"),
-                            threads=threads, **({"seed": seed} if seed is not None else {}))
+    return PipelineSettings.from_preset(preset, {"generate": {"seed": seed}, "train": {"seed": seed}}, {
+        "taxonomy_path": workspace / "taxonomy", "run_dir": workspace / "run", "taxonomy_base": "empty",
+        "heldout": demo_file("heldout.yaml"), "general_check": demo_file("general_check.yaml"), "threads": threads})
 
 
 def ensure_taxonomy(workspace: Path) -> Path:
@@ -73,28 +66,14 @@ def ilab_command() -> list[str]:
 
 
 def ask_tuned(model: str, question: str, threads: int) -> str:
-    from labrador.pipeline.stages import eval_system_prompt
+    from labrador.sdg.output import SYSTEM_PROMPT
 
     command = [*ilab_command(), "model", "chat", "--model", model, "--greedy", "--max-tokens", "96",
-               "--threads", str(threads), "--context", eval_system_prompt() or "none", "-qq", question]
+               "--threads", str(threads), "--context", SYSTEM_PROMPT, "-qq", question]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise LabradorError(f"`ilab model chat -qq` failed: {done.stderr.strip()}")
     return done.stdout.strip()
-
-
-def plan_only(taxonomy: Path, missing: list[str]) -> int:
-    from labrador.taxonomy import load_leaves
-
-    leaves = load_leaves(taxonomy, "empty")
-    print(f"The sample taxonomy is valid: {len(leaves)} leaves")
-    for leaf in leaves:
-        print(f"  {leaf.rel_path} ({leaf.kind}, {len(leaf.seed_examples)} seed examples)")
-    print(f"Not installed yet: {', '.join(missing)}. The full demo would then:")
-    for stage, (_, what) in REQUIRED.items():
-        print(f"  {stage:9s} {what}{'  [missing]' if stage in missing else ''}")
-    print(f"  and check the goal: {GOAL}. No results are shown until those stages exist.")
-    return 0
 
 
 def summarize(result: object, workspace: Path, wall: float) -> dict:
@@ -124,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="llama.cpp threads (default: 2, or 1 when the CPU is already busy)")
     parser.add_argument("--seed", type=int, default=None,
-                        help="seed of generation and training (default: the pipeline's, 42)")
+                        help="seed of generation and training (default: the preset's, 42)")
+    parser.add_argument("--preset", default=PRESET, help=f"settings preset, a name or a YAML file (default: {PRESET})")
     args = parser.parse_args(argv)
     workspace = (args.workspace or default_workspace()).expanduser().resolve()
     cores = os.cpu_count() or 1
@@ -139,14 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workspace, ignore_errors=True)
     workspace.mkdir(parents=True, exist_ok=True)
     try:
-        taxonomy = ensure_taxonomy(workspace)
-        missing = missing_stages()
-        if missing:
-            return plan_only(taxonomy, missing)
+        ensure_taxonomy(workspace)
         from labrador.pipeline.runner import run_pipeline
 
         start = time.perf_counter()
-        result = run_pipeline(demo_settings(workspace, threads, args.seed))
+        result = run_pipeline(demo_settings(workspace, threads, args.seed, args.preset))
         model = result.gguf or result.checkpoint
         question = "Who founded the town of Kelderwick?"
         chat_start = time.perf_counter()

@@ -47,7 +47,7 @@ def connect(model: str | None, endpoint_url: str | None = None, api_key: str | N
         base, names = probe_endpoint(endpoint_url, api_key)
         name = model or (names[0] if names else "default")
         client = get_client(name, endpoint_urls=[base], api_key=api_key)
-        return client, Streamer(client, endpoint=base, api_key=api_key), name
+        return client, Streamer(client), name
     client = get_client(model, n_threads=n_threads)
     return client, Streamer(client), client.model_name
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from labrador.errors import DataError
+from labrador.files import atomic_write_text, iter_objects
 from labrador.llm.base import Message
 
 # The built-in system prompt (`--context default`). Short on purpose: the embedded 135M model answers factual
@@ -102,11 +103,8 @@ class ChatSession:
     # -- files ----------------------------------------------------------------------------------------------
     def save(self, path: Path) -> Path:
         path = path.expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps({"model": self.model, "messages": self.messages()}, ensure_ascii=False,
-                                  indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps({"model": self.model, "messages": self.messages()}, ensure_ascii=False,
+                                           indent=2) + "\n")
         self.event("save", str(path))
         return path
 
@@ -151,16 +149,10 @@ def read_messages(path: Path) -> list[Message]:
     if isinstance(data, list):
         return _check(data, str(path))
     messages: list[Message] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{number}: not a saved session or chat log ({err.msg}); save one with "
-                            "/s FILE.") from None
-        if isinstance(entry, dict) and entry.get("type") == "event" and entry.get("event") == "clear":
+    for number, entry in iter_objects(path, "a chat log entry (a saved session is one JSON object; save one "
+                                            "with /s FILE)"):
+        if entry.get("type") == "event" and entry.get("event") == "clear":
             messages = []
-        elif isinstance(entry, dict) and entry.get("type") in ("message", None) and "role" in entry:
+        elif entry.get("type") in ("message", None) and "role" in entry:
             messages += _check([entry], f"{path}:{number}")
     return messages

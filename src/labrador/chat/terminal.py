@@ -11,9 +11,9 @@ from rich.live import Live
 from rich.markdown import Markdown
 
 from labrador.chat.session import ChatSession
-from labrador.chat.stream import ContextOverflow, Streamer, looks_like_overflow
+from labrador.chat.stream import Streamer, looks_like_overflow
 from labrador.errors import LabradorError
-from labrador.llm.base import SamplingParams
+from labrador.llm.base import ContextOverflow, SamplingParams
 
 HELP = """\
 Commands:

@@ -60,6 +60,7 @@ def show(show_path: bool) -> None:
     cfg = load_config(cfg_file)
     origin = str(cfg_file) if cfg_file.exists() else f"defaults ({cfg_file} does not exist yet)"
     click.echo(f"# {origin}")
+    click.echo("# null: not set here; the command's option, a --preset, or the built-in default applies")
     click.echo(dump_config(cfg), nl=False)
 
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import click
 
-from labrador.cli.lazy import LazyGroup
-
-COMMANDS: dict[str, tuple[str, str]] = {
-    "generate": ("labrador.cli.data_generate:generate", "Generate synthetic training data with a teacher model."),
-    "list": ("labrador.cli.data_generate:list_runs", "List generated datasets with row counts."),
-}
+from labrador.cli.data_generate import generate, list_runs
+from labrador.cli.data_prepare import prepare
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS)
+@click.group(commands={"generate": generate, "list": list_runs, "prepare": prepare})
 def data() -> None:
-    """Generate and list synthetic training data."""
+    """Generate, list and prepare synthetic training data."""

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from labrador.cli.taxonomy import taxonomy_options
 
-@click.command()
-@click.option("--taxonomy-path", type=click.Path(file_okay=False), default=None,
-              help="Taxonomy checkout (default: config generate.taxonomy_path).")
-@click.option("--taxonomy-base", default=None,
-              help="Git ref to diff against (default: config generate.taxonomy_base, origin/main); "
-                   "'empty' uses every leaf.")
+
+@click.command(short_help="Generate synthetic training data with a teacher model.")
+@click.option("--preset", default=None,
+              help="Settings preset: a bundled name (cpu-laptop) or a YAML file; its `generate:` section is used.")
+@taxonomy_options
 @click.option("--output-dir", type=click.Path(file_okay=False), default=None,
               help="Where datasets/<run-id>/ goes (default: config generate.output_dir).")
 @click.option("--pipeline", default=None, help="simple, full, or the path of a pipeline directory (default: config).")
@@ -20,54 +22,51 @@ import click
               help="OpenAI-compatible teacher endpoint, e.g. http://127.0.0.1:8000/v1 (repeat for several).")
 @click.option("--api-key", envvar="LABRADOR_API_KEY", default=None, help="API key for the endpoint(s).")
 @click.option("--sdg-scale-factor", "--num-instructions", "scale", type=click.IntRange(1), default=None,
-              help="Teacher samples per seed example (default: config, 30).")
+              help="Teacher samples per seed example.")
 @click.option("--max-num-tokens", type=click.IntRange(16), default=None,
               help="Most tokens the teacher may write per answer; longer generated answers are dropped.")
 @click.option("--chunk-size", type=click.IntRange(50), default=None, help="Document chunk size in tokens.")
-@click.option("--chunk-overlap", type=click.IntRange(0), default=50, show_default=True,
+@click.option("--chunk-overlap", type=click.IntRange(0), default=None,
               help="Tokens of overlap between consecutive chunks.")
 @click.option("--num-workers", type=click.IntRange(1), default=None,
-              help="Teacher requests in flight at once (default: config, 8).")
+              help="Teacher requests in flight at once.")
 @click.option("--seed", type=int, default=None, help="Makes a run reproducible with a deterministic teacher.")
-@click.option("--num-examples", type=click.IntRange(0), default=2, show_default=True,
+@click.option("--num-examples", type=click.IntRange(0), default=None,
               help="Seed examples sampled into each generation prompt.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
               help="Seconds to wait for one teacher answer.")
-@click.option("--raft-distractors", type=click.IntRange(0), default=3, show_default=True,
+@click.option("--raft-distractors", type=click.IntRange(0), default=None,
               help="Distractor chunks added to each phase-2 knowledge sample (RAFT).")
-@click.option("--raft-gold-ratio", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+@click.option("--raft-gold-ratio", type=click.FloatRange(0, 1), default=None,
               help="Share of phase-2 knowledge samples that include their source chunk.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads of an in-process teacher.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the teacher-call cache.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def generate(taxonomy_path: str | None, taxonomy_base: str | None, output_dir: str | None, pipeline: str | None,
-             teacher: str | None, endpoint_urls: tuple[str, ...], api_key: str | None, scale: int | None,
-             max_num_tokens: int | None, chunk_size: int | None, chunk_overlap: int, num_workers: int | None,
-             seed: int | None, num_examples: int, timeout: float, raft_distractors: int, raft_gold_ratio: float,
-             threads: int | None, no_cache: bool, quiet: bool) -> None:
+def generate(preset: str | None, taxonomy_path: str | None, taxonomy_base: str | None, output_dir: str | None,
+             pipeline: str | None, teacher: str | None, endpoint_urls: tuple[str, ...], api_key: str | None,
+             threads: int | None, no_cache: bool, quiet: bool, **given: Any) -> None:
     """Generate synthetic training data from the new or changed taxonomy leaves with a teacher model.
 
     Writes datasets/<run-id>/ (messages_, train_, test_, node_datasets_, knowledge/skills phase mixes and
     recipes). Every teacher call is cached, so a killed run resumes where it stopped. Exits 1 when a leaf
-    produced no data (the summary says why); the other leaves' data is still written.
+    produced no data (the summary says why); the other leaves' data is still written. A generation option not
+    given takes the value of --preset's `generate:` section, else config.yaml's, else GenerateOptions' default.
     """
     from pathlib import Path
 
     from rich.console import Console
 
-    from labrador.config import load_config
+    from labrador.config import layered, load_config
+    from labrador.presets import load_preset
     from labrador.sdg.context import GenerateOptions
     from labrador.sdg.generate import GenerateRequest
     from labrador.sdg.generate import generate as run_generate
     from labrador.sdg.progress import ProgressDisplay, summary_tables
 
     cfg = load_config().generate
-    seed = cfg.seed if seed is None else seed
-    options = GenerateOptions(
-        scale_factor=scale or cfg.sdg_scale_factor, max_num_tokens=max_num_tokens or cfg.max_num_tokens,
-        chunk_size=chunk_size or cfg.chunk_size, chunk_overlap=chunk_overlap,
-        num_workers=num_workers or cfg.num_workers, seed=seed, num_examples=num_examples, timeout=timeout,
-        raft_distractors=raft_distractors, raft_gold_ratio=raft_gold_ratio)
+    given["scale_factor"] = given.pop("scale")
+    options = layered(GenerateOptions, cfg.options(), load_preset(preset).get("generate"), given,
+                      source="generation options")
     request = GenerateRequest(
         taxonomy_path=Path(taxonomy_path or cfg.taxonomy_path).expanduser(),
         output_dir=Path(output_dir or cfg.output_dir).expanduser(),
@@ -94,7 +93,7 @@ def generate(taxonomy_path: str | None, taxonomy_base: str | None, output_dir: s
         raise SystemExit(1)
 
 
-@click.command()
+@click.command(short_help="List generated datasets with row counts.")
 @click.option("--output-dir", "--dataset-dir", "output_dir", type=click.Path(file_okay=False), default=None,
               help="Datasets directory (default: config generate.output_dir).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -1,4 +1,9 @@
-"""`ilab`: the command line. Thin shell: parse, call the library, print. Heavy imports live in commands."""
+"""`ilab`: the command line. Thin shell: parse, call the library, print.
+
+Every command module is imported here with plain imports; each keeps its heavy imports (torch, transformers,
+llama_cpp, the library itself) inside its command functions, so `ilab --help` loads only click and these
+small modules.
+"""
 
 from __future__ import annotations
 
@@ -8,36 +13,25 @@ import sys
 import click
 
 from labrador import __version__
-from labrador.cli.lazy import LazyGroup
-
-GROUPS: dict[str, tuple[str, str]] = {
-    "config": ("labrador.cli.config:config", "Create, show and edit config.yaml."),
-    "taxonomy": ("labrador.cli.taxonomy:taxonomy", "Validate the taxonomy (diff)."),
-    "data": ("labrador.cli.data:data", "Generate and list synthetic training data."),
-    "model": ("labrador.cli.model:model", "Download, list, convert, serve, chat, train, test, evaluate models."),
-    "system": ("labrador.cli.system:system", "Information about this machine and installation."),
-    "process": ("labrador.cli.process:process", "List and stop background servers and jobs."),
-    "pipeline": ("labrador.cli.pipeline:pipeline", "Run the whole method: diff, generate, train, evaluate."),
-}
+from labrador.cli.config import config
+from labrador.cli.data import data
+from labrador.cli.model import model
+from labrador.cli.pipeline import pipeline
+from labrador.cli.process import process
+from labrador.cli.system import system
+from labrador.cli.taxonomy import taxonomy
 
 # InstructLab-style shortcuts: `ilab generate` = `ilab data generate`, and so on.
-ALIASES: dict[str, tuple[str, ...]] = {
-    "init": ("config", "init"),
-    "diff": ("taxonomy", "diff"),
-    "generate": ("data", "generate"),
-    "train": ("model", "train"),
-    "serve": ("model", "serve"),
-    "chat": ("model", "chat"),
-    "evaluate": ("model", "evaluate"),
-    "test": ("model", "test"),
-    "convert": ("model", "convert"),
-    "download": ("model", "download"),
-    "list": ("model", "list"),
+ALIASES: dict[str, tuple[str, str]] = {
+    "init": ("config", "init"), "diff": ("taxonomy", "diff"), "generate": ("data", "generate"),
+    **{name: ("model", name) for name in ("train", "serve", "chat", "evaluate", "test", "convert", "download", "list")},
     "sysinfo": ("system", "info"),
 }
 
 
-class RootGroup(LazyGroup):
+class RootGroup(click.Group):
+    """The top-level group, which also answers to the ALIASES."""
+
     def resolve_command(self, ctx: click.Context, args: list[str]):
         if args and args[0] in ALIASES:
             path = ALIASES[args[0]]
@@ -53,7 +47,8 @@ class RootGroup(LazyGroup):
             formatter.write_dl([(a, "ilab " + " ".join(p)) for a, p in ALIASES.items()])
 
 
-@click.group(cls=RootGroup, lazy=GROUPS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=RootGroup, commands=[config, taxonomy, data, model, system, process, pipeline],
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="ilab")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="LABRADOR_CONFIG",
               help="Path of config.yaml (default: XDG config dir).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-@click.command()
+@click.command(short_help="Chat with a model in the terminal (or -qq for one answer).")
 @click.argument("question", nargs=-1)
 @click.option("-m", "--model", "--model-path", "model", default=None,
               help="Model name or path loaded in-process (default: config chat.model); with --endpoint-url, "

@@ -40,7 +40,7 @@ def _size(path: Path) -> str:
     return f"{total / 1e6:.1f} MB"
 
 
-@click.command()
+@click.command(short_help="Convert GGUF <-> Hugging Face safetensors.")
 @click.option("--model-dir", "--model", "-m", "model", required=True, type=click.Path(path_type=Path),
               help="A .gguf file (converted to a Hugging Face directory) or a Hugging Face directory (to GGUF).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,

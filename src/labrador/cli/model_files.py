@@ -11,9 +11,9 @@ import click
 def _models_dir(option: str | None) -> Path:
     if option:
         return Path(option).expanduser()
-    from labrador.models.resolve import default_models_dir
+    from labrador.config import load_config
 
-    return default_models_dir()
+    return Path(load_config().models.models_dir).expanduser()
 
 
 def _size(n: int) -> str:
@@ -34,7 +34,7 @@ models_dir_option = click.option("--models-dir", default=None, type=click.Path(f
                                  help="Models directory (default: config models.models_dir).")
 
 
-@click.command(name="list")
+@click.command(name="list", short_help="List models on disk and the embedded default.")
 @models_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
 def list_models(models_dir: str | None, as_json: bool) -> None:
@@ -80,7 +80,7 @@ def list_models(models_dir: str | None, as_json: bool) -> None:
     console.print(table)
 
 
-@click.command()
+@click.command(short_help="Download a model from Hugging Face or copy a local one.")
 @click.argument("repo_id", required=False)
 @click.option("--revision", default=None, help="Branch, tag or commit of the repository (default: main).")
 @click.option("--filename", default=None, help="Download only this file (e.g. a .gguf) instead of the whole repo.")
@@ -108,7 +108,7 @@ def download(repo_id: str | None, revision: str | None, filename: str | None, hf
     click.echo(f"Saved {target}")
 
 
-@click.command()
+@click.command(short_help="Remove a model from the models directory.")
 @click.argument("name")
 @models_dir_option
 def remove(name: str, models_dir: str | None) -> None:
@@ -118,14 +118,3 @@ def remove(name: str, models_dir: str | None) -> None:
     path = remove_model(name, _models_dir(models_dir))
     click.echo(f"Removed {path}")
 
-
-def __getattr__(name: str) -> Any:
-    """`convert` lives in its own module (another owner); the lazy registry names it here."""
-    if name == "convert":
-        import importlib
-
-        return importlib.import_module("labrador.cli.model_convert").convert
-    raise AttributeError(name)
-
-
-__all__ = ["download", "list_models", "remove"]

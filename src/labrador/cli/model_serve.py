@@ -7,7 +7,7 @@ import shlex
 import click
 
 
-@click.command()
+@click.command(short_help="Serve a model on an OpenAI-compatible HTTP API.")
 @click.option("-m", "--model", "--model-path", "model", default=None,
               help="Model name or path: a GGUF file or a Hugging Face directory (default: config serve.model).")
 @click.option("--host", default=None, help="Address to listen on (default: config serve.host, 127.0.0.1).")

@@ -15,79 +15,70 @@ def _train_defaults() -> Any:
     return load_config().train
 
 
-@click.command()
+@click.command(short_help="Tune a student model on generated data (phased, LoRA or full).")
+@click.option("--preset", help="Settings preset: a bundled name (cpu-laptop) or a YAML file; its `train:` section "
+              "is used.")
 @click.option("--data-path", help="A messages JSONL file, or a datasets dir / generation run dir.")
 @click.option("--model-path", help="Student: `smollm2-135m-instruct`, a GGUF file or a Hugging Face dir.")
 @click.option("--ckpt-output-dir", help="Run directory for checkpoints, metrics.jsonl, loss.png.")
 @click.option("--pipeline", type=click.Choice(["simple", "full", "accelerated"]),
               help="simple = LoRA (laptop), full = full fine-tuning, accelerated = torchrun + FSDP/DDP.")
-@click.option("--strategy", type=click.Choice(["single", "lab-multiphase"]), default="single", show_default=True,
+@click.option("--strategy", type=click.Choice(["single", "lab-multiphase"]),
               help="lab-multiphase: phase 1 on knowledge data, then phase 2 on skills data from its best checkpoint.")
 @click.option("--num-epochs", type=int)
 @click.option("--learning-rate", type=float)
 @click.option("--effective-batch-size", type=int, help="Samples per optimizer step (gradient accumulation).")
 @click.option("--max-seq-len", type=int, help="Longer samples are dropped (and counted), never truncated.")
 @click.option("--max-batch-len", type=int, help="Tokens per packed micro-batch per process.")
-@click.option("--warmup-steps", type=int, default=25, show_default=True)
-@click.option("--lr-scheduler", type=click.Choice(["cosine", "linear", "constant"]), default="cosine",
-              show_default=True)
-@click.option("--max-grad-norm", type=float, default=1.0, show_default=True)
+@click.option("--warmup-steps", type=int)
+@click.option("--lr-scheduler", type=click.Choice(["cosine", "linear", "constant"]))
+@click.option("--max-grad-norm", type=float)
 @click.option("--lora-rank", type=int)
-@click.option("--lora-alpha", type=int, default=16, show_default=True)
-@click.option("--lora-dropout", type=float, default=0.05, show_default=True)
-@click.option("--lora-target-modules", default="q_proj,k_proj,v_proj,o_proj", show_default=True,
-              help="Comma-separated module names.")
+@click.option("--lora-alpha", type=int)
+@click.option("--lora-dropout", type=float)
+@click.option("--lora-target-modules", help="Comma-separated module names.")
 @click.option("--lora-quantize", type=click.Choice(["4", "8"]), help="Quantize the base for LoRA (GPU only).")
-@click.option("--save-samples", type=int, default=0, show_default=True,
-              help="Also checkpoint every N samples (0: only at epoch ends).")
-@click.option("--held-out-fraction", type=float, default=0.1, show_default=True,
-              help="Share of the data held out to score checkpoints.")
-@click.option("--resume", is_flag=True, help="Continue the run in --ckpt-output-dir where it stopped.")
+@click.option("--save-samples", type=int, help="Also checkpoint every N samples (0: only at epoch ends).")
+@click.option("--held-out-fraction", type=float, help="Share of the data held out to score checkpoints.")
+@click.option("--resume", is_flag=True, default=None, help="Continue the run in --ckpt-output-dir where it stopped.")
 @click.option("--seed", type=int)
 @click.option("--max-steps", type=int, help="Stop after N optimizer steps (resumable with --resume).")
-@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True)
-@click.option("--distributed-strategy", type=click.Choice(["fsdp", "ddp"]), default="fsdp", show_default=True)
-@click.option("--nproc-per-node", type=int, default=0, help="Processes per machine (default: all GPUs, 1 on CPU).")
-@click.option("--nnodes", type=int, default=1, show_default=True)
-@click.option("--node-rank", type=int, default=0, show_default=True)
-@click.option("--rdzv-endpoint", default="127.0.0.1:29500", show_default=True)
-@click.option("--phase1-num-epochs", type=int, default=7, show_default=True)
-@click.option("--phase1-learning-rate", type=float, default=2e-5, show_default=True)
+@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]))
+@click.option("--distributed-strategy", type=click.Choice(["fsdp", "ddp"]))
+@click.option("--nproc-per-node", type=int, help="Processes per machine (0: all GPUs, 1 on CPU).")
+@click.option("--nnodes", type=int)
+@click.option("--node-rank", type=int)
+@click.option("--rdzv-endpoint")
+@click.option("--phase1-num-epochs", type=int)
+@click.option("--phase1-learning-rate", type=float)
 @click.option("--phase1-effective-batch-size", type=int)
-@click.option("--phase2-num-epochs", type=int, default=10, show_default=True)
-@click.option("--phase2-learning-rate", type=float, default=6e-6, show_default=True)
+@click.option("--phase2-num-epochs", type=int)
+@click.option("--phase2-learning-rate", type=float)
 @click.option("--phase2-effective-batch-size", type=int)
-@click.option("--no-cache", is_flag=True, help="Tokenize again instead of reusing the processed-data cache.")
-@click.option("--anchor-kl/--no-anchor-kl", default=True, show_default=True,
+@click.option("--no-cache", "use_cache", flag_value=False, default=None,
+              help="Tokenize again instead of reusing the processed-data cache.")
+@click.option("--anchor-kl/--no-anchor-kl", default=None,
               help='Rows with "anchor": true train by KL to the starting model (off: cross-entropy on their text).')
-@click.option("--anchor-weight", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+@click.option("--anchor-weight", type=click.FloatRange(0, min_open=True),
               help="Weight of the anchor rows' KL against the other rows' cross-entropy, per token.")
-def train(**kw: Any) -> None:
-    """Tune a student model on generated data (LoRA or full, packed, resumable, phased)."""
+def train(preset: str | None, **given: Any) -> None:
+    """Tune a student model on generated data (LoRA or full, packed, resumable, phased).
+
+    An option not given takes the value of --preset's `train:` section, else config.yaml's `train:` section,
+    else the default of `labrador.train.options.TrainOptions` (docs/training.md lists them).
+    """
+    from labrador.config import layered
+    from labrador.presets import load_preset
     from labrador.train.options import TrainOptions
 
     cfg = _train_defaults()
-    opts = TrainOptions(
-        model_path=kw["model_path"] or cfg.model, data_path=kw["data_path"] or cfg.data_path,
-        ckpt_output_dir=kw["ckpt_output_dir"] or cfg.ckpt_output_dir, pipeline=kw["pipeline"] or cfg.pipeline,
-        strategy=kw["strategy"], num_epochs=kw["num_epochs"] or cfg.num_epochs,
-        learning_rate=kw["learning_rate"] or cfg.learning_rate,
-        effective_batch_size=kw["effective_batch_size"] or cfg.effective_batch_size,
-        max_seq_len=kw["max_seq_len"] or cfg.max_seq_len, max_batch_len=kw["max_batch_len"] or cfg.max_batch_len,
-        warmup_steps=kw["warmup_steps"], lr_scheduler=kw["lr_scheduler"], max_grad_norm=kw["max_grad_norm"],
-        lora_rank=cfg.lora_rank if kw["lora_rank"] is None else kw["lora_rank"], lora_alpha=kw["lora_alpha"],
-        lora_dropout=kw["lora_dropout"],
-        lora_target_modules=[m.strip() for m in kw["lora_target_modules"].split(",") if m.strip()],
-        lora_quantize=int(kw["lora_quantize"]) if kw["lora_quantize"] else None,
-        save_samples=kw["save_samples"], held_out_fraction=kw["held_out_fraction"], resume=kw["resume"],
-        seed=cfg.seed if kw["seed"] is None else kw["seed"], max_steps=kw["max_steps"], dtype=kw["dtype"],
-        distributed_strategy=kw["distributed_strategy"], nproc_per_node=kw["nproc_per_node"],
-        nnodes=kw["nnodes"], node_rank=kw["node_rank"], rdzv_endpoint=kw["rdzv_endpoint"],
-        phase1_num_epochs=kw["phase1_num_epochs"], phase1_learning_rate=kw["phase1_learning_rate"],
-        phase1_effective_batch_size=kw["phase1_effective_batch_size"],
-        phase2_num_epochs=kw["phase2_num_epochs"], phase2_learning_rate=kw["phase2_learning_rate"],
-        phase2_effective_batch_size=kw["phase2_effective_batch_size"], use_cache=not kw["no_cache"],
-        anchor_kl=kw["anchor_kl"], anchor_weight=kw["anchor_weight"])
+    if given["lora_target_modules"] is not None:
+        given["lora_target_modules"] = [m.strip() for m in given["lora_target_modules"].split(",") if m.strip()]
+    if given["lora_quantize"] is not None:
+        given["lora_quantize"] = int(given["lora_quantize"])
+    from_config = {"model_path": cfg.model, "data_path": cfg.data_path, "ckpt_output_dir": cfg.ckpt_output_dir,
+                   **cfg.options()}
+    opts = layered(TrainOptions, from_config, load_preset(preset).get("train"), given, source="training options")
     from labrador.train import run
 
     opts = run.resumed_options(opts)
@@ -137,7 +128,7 @@ def _report(run_dir: Path) -> None:
     click.echo(f"Run directory: {run_dir} (config.yaml, metrics.jsonl, loss.png)")
 
 
-@click.command()
+@click.command(short_help="Answer the test split with base and trained model side by side.")
 @click.option("--data-path", help="test_*.jsonl file or datasets dir (default: config train.data_path).")
 @click.option("--model-path", help="Trained checkpoint dir (default: best checkpoint of --ckpt-output-dir).")
 @click.option("--base-model", help="Base model (default: config train.model).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-@click.group()
+@click.group(short_help="List and stop background servers and jobs.")
 def process() -> None:
     """List and stop background servers."""
 

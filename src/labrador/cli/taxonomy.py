@@ -7,21 +7,28 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
 import click
 
 
-@click.group()
+def taxonomy_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--taxonomy-path and --taxonomy-base, shared by every command that reads the taxonomy's changes."""
+    command = click.option(
+        "--taxonomy-base", default=None,
+        help="Git ref to compare with (default: config generate.taxonomy_base, origin/main; falls back to main, "
+             "then HEAD), or 'empty' to take every leaf.")(command)
+    return click.option("--taxonomy-path", type=click.Path(file_okay=False), default=None,
+                        help="Taxonomy folder, a git repository (default: config generate.taxonomy_path).")(command)
+
+
+@click.group(short_help="Validate the taxonomy (diff).")
 def taxonomy() -> None:
     """Validate the taxonomy (qna.yaml files)."""
 
 
 @taxonomy.command()
-@click.option("--taxonomy-path", type=click.Path(file_okay=False), default=None,
-              help="Taxonomy folder (a git repository). Default: generate.taxonomy_path from config.yaml.")
-@click.option("--taxonomy-base", default=None,
-              help="Git ref to compare with (default: generate.taxonomy_base, origin/main; falls back to main, "
-                   "then HEAD), or 'empty' to validate every file.")
+@taxonomy_options
 @click.option("--yaml-rules", type=click.Path(dir_okay=False, exists=True), default=None,
               help="YAML file overriding the lint rules, e.g. 'rules: {line-length: {max: 100}}'.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit code tells (0 valid, 1 not).")

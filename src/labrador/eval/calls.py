@@ -1,5 +1,5 @@
-"""Model calls for the evaluators: an on-disk cache (so a re-run after a crash repeats no finished call) and
-a thread pool for concurrency.
+"""Model calls for the evaluators: through the on-disk call cache of `labrador.llm.cache` (so a re-run after a
+crash repeats no finished call), and a thread pool for concurrency.
 
 The cache key is the model's fingerprint plus the exact request (messages or context/continuations, sampling
 parameters). A sampled answer (temperature > 0) is therefore reused on a re-run; delete the cache file, or
@@ -8,10 +8,6 @@ pass `--no-cache`, to sample again.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import sqlite3
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +16,7 @@ from typing import TypeVar
 
 from labrador import paths
 from labrador.llm import LLMClient, Message, SamplingParams
+from labrador.llm.cache import CallCache, digest
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -27,52 +24,6 @@ R = TypeVar("R")
 
 def default_cache_path() -> Path:
     return paths.cache_dir() / "eval" / "calls.sqlite"
-
-
-class CallCache:
-    """A key -> JSON value store in SQLite: each finished call is committed at once, so a crash loses at most
-    the calls in flight. Safe to use from several threads."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-            self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self._db.commit()
-        self.hits = 0
-        self.misses = 0
-
-    @staticmethod
-    def key(*parts: object) -> str:
-        blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-    def get(self, key: str) -> object | None:
-        if self._db is None:
-            return None
-        with self._lock:
-            row = self._db.execute("SELECT value FROM calls WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        return json.loads(row[0])
-
-    def put(self, key: str, value: object) -> None:
-        if self._db is None:
-            return
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO calls (key, value) VALUES (?, ?)", (key, json.dumps(value)))
-            self._db.commit()
-
-    def close(self) -> None:
-        if self._db is not None:
-            with self._lock:
-                self._db.close()
-            self._db = None
 
 
 def model_fingerprint(spec: str, client: LLMClient) -> str:
@@ -98,7 +49,7 @@ class Model:
     cache: CallCache = field(default_factory=lambda: CallCache(None))
 
     def chat(self, messages: list[Message], params: SamplingParams) -> str:
-        key = CallCache.key("chat", self.fingerprint, messages, params.cache_key())
+        key = digest(["chat", self.fingerprint, messages, params.cache_key()])
         cached = self.cache.get(key)
         if isinstance(cached, str):
             return cached
@@ -107,7 +58,7 @@ class Model:
         return text
 
     def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
-        key = CallCache.key("loglikelihoods", self.fingerprint, context, continuations)
+        key = digest(["loglikelihoods", self.fingerprint, context, continuations])
         cached = self.cache.get(key)
         if isinstance(cached, list):
             return [float(v) for v in cached]

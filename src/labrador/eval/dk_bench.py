@@ -17,7 +17,7 @@ from labrador.eval.branch import GROUNDED_TEMPLATE
 from labrador.eval.calls import Model, parallel_map
 from labrador.eval.judge import Judge, Judgment
 from labrador.eval.report import ResultsDir, mean, print_table
-from labrador.jsonl import iter_objects
+from labrador.files import iter_objects
 from labrador.llm import SamplingParams
 
 SCORE_RANGE = (1.0, 5.0)

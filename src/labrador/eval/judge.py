@@ -7,13 +7,13 @@ kept in the results with score None and counted, never turned into a number.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from labrador.errors import DataError
 from labrador.eval.calls import Model
+from labrador.files import iter_objects
 from labrador.llm import SamplingParams
 
 _DOUBLE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
@@ -53,15 +53,12 @@ def load_judge_prompts(path: Path) -> dict[str, JudgePrompt]:
         raise DataError(f"{path}: judge prompts file not found. Pass --data-dir pointing at the MT-Bench data "
                         "(question.jsonl, judge_prompts.jsonl, reference_answer/gpt-4.jsonl).")
     prompts: dict[str, JudgePrompt] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, row in iter_objects(path, "a judge prompt (name, system_prompt, prompt_template)"):
         try:
-            row = json.loads(line)
             prompts[row["name"]] = JudgePrompt(row["name"], row["system_prompt"], row["prompt_template"])
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
+        except KeyError as err:
             raise DataError(f"{path}:{n}: not a judge prompt (need name, system_prompt, prompt_template): "
-                            f"{err}.") from None
+                            f"missing {err}.") from None
     missing = [name for name in SINGLE_PROMPTS if name not in prompts]
     if missing:
         raise DataError(f"{path}: missing judge prompts {', '.join(missing)}; use FastChat's judge_prompts.jsonl.")

@@ -1,9 +1,12 @@
-"""A deterministic "key facts" scorer: what fraction of the expected facts does an answer state?
+"""The key-facts benchmark: does a model's answer state the facts a question file expects?
 
-No judge model, so the score is cheap and exactly reproducible (used for held-out questions in the demo).
+No judge model is needed for the score, so it is cheap and exactly reproducible (the pipeline scores its
+held-out and general questions with it). Questions are asked greedily with the system prompt of the
+generated training data (`labrador.sdg.output.SYSTEM_PROMPT`), as a user chatting with the tuned model would
+be. With a judge, the answers to questions that have a reference answer are also rated 1-5 (DK-Bench rubric).
 
 Normalisation, applied to the answer and to every key fact alike:
-1. Unicode NFKD, accents dropped ("Kelderwîck" -> "kelderwick"), casefolded;
+1. Unicode NFKD, accents dropped ("Zürich" -> "zurich"), casefolded;
 2. thousands separators between digits removed ("1,250" -> "1250");
 3. every character that is not a letter or a digit becomes a space, whitespace runs collapse to one space.
 A fact is present when its normalised form occurs in the normalised answer on word boundaries ("cat" is not
@@ -15,14 +18,21 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from labrador.llm import LLMClient, SamplingParams
+from rich.console import Console
+
+from labrador.eval.calls import Model, parallel_map
+from labrador.eval.dk_bench import DKItem, run_dk_bench
+from labrador.eval.judge import Judge
+from labrador.eval.questions import CheckQuestion
+from labrador.eval.report import ResultsDir, delta, print_table
+from labrador.llm import SamplingParams
+from labrador.sdg.output import SYSTEM_PROMPT
 
 KeyFact = str | Sequence[str]
 
-GREEDY = SamplingParams(temperature=0.0, max_tokens=256)
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
@@ -51,38 +61,77 @@ def score_answer(answer: str, key_facts: Sequence[KeyFact]) -> float:
     return sum(fact_present(answer, f) for f in key_facts) / len(key_facts)
 
 
-@dataclass
-class KeyFactsResult:
-    question: str
-    answer: str
-    score: float
-    found: list[KeyFact]
-    missing: list[KeyFact]
-    id: str | None = None
+def answer_questions(model: Model, questions: Sequence[CheckQuestion], max_tokens: int, workers: int = 1,
+                     progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Ask each question greedily and score the answer: one {question, answer, key_facts, score} per question."""
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def one(q: CheckQuestion) -> dict[str, Any]:
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": q.question}]
+        answer = model.chat(messages, params).strip()
+        return {"question": q.question, "answer": answer, "key_facts": q.key_facts,
+                "score": score_answer(answer, q.key_facts)}
 
-
-def evaluate_questions(client: LLMClient, items: Iterable[dict],
-                       params: SamplingParams = GREEDY,
-                       system_prompt: str | None = None) -> list[KeyFactsResult]:
-    """Ask `client` each item's `question` (greedy by default) and score the answer against `key_facts`.
-
-    items: dicts with `question`, `key_facts` (list of str or list-of-synonyms) and optionally `id`.
-    """
-    results = []
-    for item in items:
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        messages.append({"role": "user", "content": item["question"]})
-        answer = client.chat(messages, params).text
-        facts = list(item["key_facts"])
-        found = [f for f in facts if fact_present(answer, f)]
-        missing = [f for f in facts if not fact_present(answer, f)]
-        results.append(KeyFactsResult(item["question"], answer, score_answer(answer, facts), found, missing,
-                                      item.get("id")))
-    return results
+    return parallel_map(one, questions, workers, progress)
 
 
-def mean_score(results: Sequence[KeyFactsResult]) -> float:
-    return sum(r.score for r in results) / len(results) if results else 0.0
+def accuracy(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """An answer is correct when it states every key fact."""
+    correct = sum(1 for r in rows if r["score"] >= 1.0)
+    return {"correct": correct, "total": len(rows), "accuracy": correct / len(rows)}
+
+
+def judge_answers(judge: Judge, questions: Sequence[CheckQuestion], rows: Sequence[dict[str, Any]],
+                  workers: int = 1) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The judge's 1-5 rating of each answer whose question has a reference answer; (summary, judgments)."""
+    refs = {q.question: q.answer for q in questions}
+    items = [DKItem(n, r["question"], refs.get(r["question"]) or "", r["answer"] or "(no answer)")
+             for n, r in enumerate(rows, 1) if refs.get(r["question"])]
+    results = run_dk_bench(items, judge, None, max_tokens=0, workers=workers)  # no candidate: responses given
+    scores = [r.judgment.score for r in results if r.judgment.score is not None]
+    summary = {"mean": sum(scores) / len(scores) if scores else None, "rated": len(scores), "total": len(items),
+               "judge": judge.model.label}
+    return summary, [r.to_json() for r in results]
+
+
+def _scores(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {**accuracy(rows), "mean_score": sum(r["score"] for r in rows) / len(rows)}
+
+
+def write_single(out: ResultsDir, console: Console, model: Model, rows: list[dict[str, Any]],
+                 judged: tuple[dict, list] | None, settings: dict) -> dict:
+    """summary.json (accuracy, mean key-fact score, judge summary) and items.jsonl (one answer per line)."""
+    summary = {"benchmark": "keyfacts", "model": model.label, **settings, **_scores(rows)}
+    if judged is not None:
+        summary["judge"] = judged[0]
+    out.write_json("summary.json", summary)
+    out.write_jsonl("items.jsonl", rows)
+    if judged is not None:
+        out.write_jsonl("judgments.jsonl", judged[1])
+    table = [(r["question"][:60], r["score"]) for r in rows]
+    table.append((f"correct {summary['correct']}/{summary['total']}", summary["accuracy"]))
+    print_table(console, f"keyfacts: {model.label}", ["question", "key-fact score"], table)
+    return summary
+
+
+def write_comparison(out: ResultsDir, console: Console, base: Model, tuned: Model, base_rows: list[dict],
+                     tuned_rows: list[dict], settings: dict) -> dict:
+    """Base vs tuned: accuracy, mean score, and the questions whose score rose or fell."""
+    b, t = _scores(base_rows), _scores(tuned_rows)
+    pairs = list(zip(base_rows, tuned_rows, strict=True))
+    summary = {"benchmark": "keyfacts", "base_model": base.label, "model": tuned.label, **settings,
+               "base": b, "tuned": t, "delta": delta(t["accuracy"], b["accuracy"]),
+               "improvements": [x["question"] for x, y in pairs if y["score"] > x["score"]],
+               "regressions": [x["question"] for x, y in pairs if y["score"] < x["score"]]}
+    out.write_json("summary.json", summary)
+    out.write_jsonl("items.jsonl", [{"model": "base", **r} for r in base_rows] +
+                    [{"model": "tuned", **r} for r in tuned_rows])
+    metrics = ["accuracy", "mean_score"]
+    out.bar_chart("comparison.png", metrics, {f"base ({base.label})": [b[m] for m in metrics],
+                                              f"tuned ({tuned.label})": [t[m] for m in metrics]},
+                  "keyfacts: base vs tuned", "fraction")
+    table = [(x["question"][:60], x["score"], y["score"], y["score"] - x["score"]) for x, y in pairs]
+    table.append(("accuracy", b["accuracy"], t["accuracy"], summary["delta"]))
+    print_table(console, f"keyfacts: base {base.label} vs tuned {tuned.label}",
+                ["question", "base", "tuned", "delta"], table)
+    return summary

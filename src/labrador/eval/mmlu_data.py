@@ -20,7 +20,7 @@ from pathlib import Path
 from labrador import paths
 from labrador.errors import DataError
 from labrador.eval.multiple_choice import LETTERS, MCQuestion
-from labrador.jsonl import iter_objects
+from labrador.files import iter_objects
 
 HF_DATASET = "cais/mmlu"
 _ROWS_API = "https://datasets-server.huggingface.co/rows"

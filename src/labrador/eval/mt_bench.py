@@ -14,7 +14,7 @@ from pathlib import Path
 from labrador.errors import DataError
 from labrador.eval.calls import Model, parallel_map
 from labrador.eval.judge import Judge, JudgePrompt, Judgment
-from labrador.jsonl import iter_objects
+from labrador.files import iter_objects
 from labrador.llm import SamplingParams
 
 TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,

@@ -18,8 +18,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from labrador import paths
 from labrador.errors import ConfigError, EndpointError, LabradorError
 from labrador.eval import BENCHMARKS, JUDGED
-from labrador.eval.calls import CallCache, Model, default_cache_path, model_fingerprint
+from labrador.eval.calls import Model, default_cache_path, model_fingerprint
 from labrador.llm import LLMClient
+from labrador.llm.cache import CallCache
 
 
 @dataclass
@@ -38,6 +39,7 @@ class EvalOptions:
     taxonomy_path: Path | None = None
     taxonomy_base: str = "origin/main"
     input_file: Path | None = None
+    questions: Path | None = None  # keyfacts: the YAML question file
     output_dir: Path | None = None
     num_workers: int = 1
     max_tokens: int = 1024
@@ -58,20 +60,28 @@ def default_mt_bench_dir() -> Path:
 
 def check_options(opts: EvalOptions) -> None:
     """Raise a LabradorError for anything wrong that can be seen without loading a model."""
-    from labrador.eval.dk_bench import check_responses, load_items
-
     b = opts.benchmark
     if b not in BENCHMARKS:
         raise ConfigError(f"Unknown benchmark {b!r}; choose one of {', '.join(BENCHMARKS)}.")
     if b in JUDGED and not (opts.judge_model or opts.judge_endpoint):
         raise ConfigError(f"The {b} benchmark needs a judge model: pass --judge-model NAME_OR_PATH or "
                           "--judge-endpoint URL (or set evaluate.judge_model in config.yaml).")
-    needs_model = b != "dk_bench"
-    if needs_model and not (opts.model or opts.endpoint_url):
+    if b != "dk_bench" and not (opts.model or opts.endpoint_url):
         raise ConfigError(f"The {b} benchmark needs the model to evaluate: pass --model NAME_OR_PATH "
                           "(or set evaluate.model in config.yaml).")
     if b in ("mmlu_branch", "mt_bench_branch") and not opts.base_model:
         raise ConfigError(f"{b} compares a base model with the tuned one: pass --base-model.")
+    if opts.num_workers < 1:
+        raise ConfigError("--num-workers must be at least 1.")
+    _check_data(opts)
+
+
+def _check_data(opts: EvalOptions) -> None:
+    """The benchmark's data files and taxonomy are there and readable."""
+    from labrador.eval.dk_bench import check_responses, load_items
+    from labrador.eval.questions import load_question_set
+
+    b = opts.benchmark
     if b in ("mt_bench", "mt_bench_branch"):
         data_dir = opts.data_dir or default_mt_bench_dir()
         for name in ("question.jsonl", "judge_prompts.jsonl") if b == "mt_bench" else ("judge_prompts.jsonl",):
@@ -92,8 +102,11 @@ def check_options(opts: EvalOptions) -> None:
         items = load_items(Path(opts.input_file), opts.max_questions)
         if not (opts.model or opts.endpoint_url):
             check_responses(items, Path(opts.input_file))
-    if opts.num_workers < 1:
-        raise ConfigError("--num-workers must be at least 1.")
+    if b == "keyfacts":
+        if opts.questions is None:
+            raise ConfigError("keyfacts needs --questions FILE: a YAML file with a 'questions' list of "
+                              "{question, key_facts, [answer]} items (see docs/evaluation.md).")
+        load_question_set(Path(opts.questions))
 
 
 def short_label(spec: str) -> str:
@@ -120,19 +133,20 @@ class ClientPool:
                                           **self.opts.client_options)
         return self._owned[key]
 
-    def candidate(self, spec: str | None) -> Model:
-        """The model under test (or the base model); with --endpoint-url, spec None means the served model."""
-        endpoint = self.opts.endpoint_url
+    def _model(self, spec: str | None, endpoint: str | None, served_name: bool) -> Model:
+        """Without a spec the model is the one `endpoint` serves, labelled by its served name or the URL."""
         key = f"{endpoint}#{spec or ''}" if endpoint else str(spec)
         client = self._client(key, spec, endpoint)
-        label = short_label(spec) if spec else getattr(client, "model_name", "") or str(endpoint)
+        served = getattr(client, "model_name", "") if served_name else ""
+        label = short_label(spec) if spec else served or str(endpoint)
         return Model(label, client, model_fingerprint(key, client), self.cache)
 
+    def candidate(self, spec: str | None) -> Model:
+        """The model under test (or the base model); with --endpoint-url, spec None means the served model."""
+        return self._model(spec, self.opts.endpoint_url, served_name=True)
+
     def judge(self) -> Model:
-        spec, endpoint = self.opts.judge_model, self.opts.judge_endpoint
-        key = f"{endpoint}#{spec or ''}" if endpoint else str(spec)
-        client = self._client(key, spec, endpoint)
-        return Model(short_label(spec) if spec else str(endpoint), client, model_fingerprint(key, client), self.cache)
+        return self._model(self.opts.judge_model, self.opts.judge_endpoint, served_name=False)
 
     def close(self) -> None:
         for client in self._owned.values():
@@ -192,12 +206,20 @@ def _settings(opts: EvalOptions, **extra: object) -> dict:
     return {"settings": {**settings, **{k: str(v) if isinstance(v, Path) else v for k, v in extra.items()}}}
 
 
+def _roles(opts: EvalOptions, pool: ClientPool) -> dict[str, Model]:
+    """The models a run answers with, in run order: the base model first when there is one, then the tuned."""
+    return {**({"base": pool.candidate(opts.base_model)} if opts.base_model else {}),
+            "tuned": pool.candidate(opts.model)}
+
+
 def _dispatch(opts: EvalOptions, pool: ClientPool, out, console: Console, progress) -> dict:
     b = opts.benchmark
     if b in ("mmlu", "mmlu_branch"):
         return _run_mmlu(opts, pool, out, console, progress)
     if b in ("mt_bench", "mt_bench_branch"):
         return _run_mt(opts, pool, out, console, progress)
+    if b == "keyfacts":
+        return _run_keyfacts(opts, pool, out, console, progress)
     return _run_dk(opts, pool, out, console, progress)
 
 
@@ -219,17 +241,14 @@ def _run_mmlu(opts: EvalOptions, pool: ClientPool, out, console: Console, progre
             source = f"taxonomy {opts.taxonomy_path} against {opts.taxonomy_base}"
     data = data.limited(opts.max_questions)
     settings = _settings(opts, few_shots=shots, source=source)
-    tuned = pool.candidate(opts.model)
+    models = _roles(opts, pool)
+    reports = {role: mmlu.run_multiple_choice(model, data, shots, opts.num_workers,
+                                              progress(f"{opts.benchmark} {role}", len(data.test)))
+               for role, model in models.items()}
     if opts.base_model:
-        base = pool.candidate(opts.base_model)
-        base_report = mmlu.run_multiple_choice(base, data, shots, opts.num_workers,
-                                               progress(f"{opts.benchmark} base", len(data.test)))
-        tuned_report = mmlu.run_multiple_choice(tuned, data, shots, opts.num_workers,
-                                                progress(f"{opts.benchmark} tuned", len(data.test)))
-        return mmlu.write_comparison(out, console, opts.benchmark, base, tuned, base_report, tuned_report, settings)
-    report = mmlu.run_multiple_choice(tuned, data, shots, opts.num_workers,
-                                      progress(opts.benchmark, len(data.test)))
-    return mmlu.write_single(out, console, opts.benchmark, tuned, report, settings)
+        return mmlu.write_comparison(out, console, opts.benchmark, models["base"], models["tuned"],
+                                     reports["base"], reports["tuned"], settings)
+    return mmlu.write_single(out, console, opts.benchmark, models["tuned"], reports["tuned"], settings)
 
 
 def _run_mt(opts: EvalOptions, pool: ClientPool, out, console: Console, progress) -> dict:
@@ -247,19 +266,15 @@ def _run_mt(opts: EvalOptions, pool: ClientPool, out, console: Console, progress
     settings = _settings(opts, data_dir=data_dir, questions=len(questions))
     judge_model = pool.judge()
     judge = Judge(judge_model, opts.judge_max_tokens)
-    tuned = pool.candidate(opts.model)
-    runs = {}
-    for role, model in ([("base", pool.candidate(opts.base_model))] if opts.base_model else []) + [("tuned", tuned)]:
+    models, runs = _roles(opts, pool), {}
+    for role, model in models.items():
         runs[role] = run_mt_bench(model, judge, prompts, questions, opts.max_tokens, opts.num_workers,
                                   progress(f"{opts.benchmark} {role}", len(questions)))
         _require_scores(summarize(runs[role]), f"{opts.benchmark} ({role})")
-    if opts.benchmark == "mt_bench_branch":
-        return mt_report.write_branch_comparison(out, console, pool.candidate(opts.base_model), tuned,
-                                                 judge_model, runs["base"], runs["tuned"], settings)
-    if opts.base_model:
-        return mt_report.write_mt_comparison(out, console, pool.candidate(opts.base_model), tuned, judge_model,
-                                             runs["base"], runs["tuned"], settings)
-    return mt_report.write_mt_single(out, console, tuned, judge_model, runs["tuned"], settings)
+    if not opts.base_model:
+        return mt_report.write_mt_single(out, console, models["tuned"], judge_model, runs["tuned"], settings)
+    write = mt_report.write_branch_comparison if opts.benchmark == "mt_bench_branch" else mt_report.write_mt_comparison
+    return write(out, console, models["base"], models["tuned"], judge_model, runs["base"], runs["tuned"], settings)
 
 
 def _run_dk(opts: EvalOptions, pool: ClientPool, out, console: Console, progress) -> dict:
@@ -276,3 +291,25 @@ def _run_dk(opts: EvalOptions, pool: ClientPool, out, console: Console, progress
                             "judge and the model, then re-run (finished calls are cached).")
     return write_dk_bench(out, console, results, model, judge_model,
                           _settings(opts, input_file=opts.input_file))
+
+
+def _run_keyfacts(opts: EvalOptions, pool: ClientPool, out, console: Console, progress) -> dict:
+    from labrador.eval import keyfacts
+    from labrador.eval.questions import load_question_set
+
+    questions = load_question_set(Path(str(opts.questions))).questions[: opts.max_questions or None]
+    settings = _settings(opts, questions_file=opts.questions)
+    models = _roles(opts, pool)
+    rows = {role: keyfacts.answer_questions(model, questions, opts.max_tokens, opts.num_workers,
+                                            progress(f"keyfacts {role}", len(questions)))
+            for role, model in models.items()}
+    if opts.base_model:
+        return keyfacts.write_comparison(out, console, models["base"], models["tuned"], rows["base"],
+                                         rows["tuned"], settings)
+    judged = None
+    if opts.judge_model or opts.judge_endpoint:
+        from labrador.eval.judge import Judge
+
+        judge = Judge(pool.judge(), opts.judge_max_tokens)
+        judged = keyfacts.judge_answers(judge, questions, rows["tuned"], opts.num_workers)
+    return keyfacts.write_single(out, console, models["tuned"], rows["tuned"], judged, settings)

@@ -12,10 +12,14 @@ whatever model the user picked; unknown option names raise TypeError to catch ty
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from labrador.errors import LabradorError, ModelError
 from labrador.llm.base import LLMClient
+from labrador.llm.vllm import vllm_available
+
+if TYPE_CHECKING:
+    from labrador.models.resolve import ResolvedModel
 
 # option name -> the backends that use it
 OPTIONS: dict[str, tuple[str, ...]] = {
@@ -37,18 +41,31 @@ def _options_for(backend: str, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if backend in OPTIONS[k] and v is not None}
 
 
-def vllm_available() -> bool:
-    """True when vllm can be imported and torch sees a CUDA device (vLLM needs a GPU)."""
-    import importlib.util
+def resolve(model: str | None) -> ResolvedModel:
+    """A model name or path as a file or directory, names looked up in the configured models directory."""
+    from labrador.config import load_config
+    from labrador.models.resolve import resolve_model
 
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    try:
-        import torch
+    return resolve_model(model, load_config().models.models_dir)
 
-        return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001 - a broken torch install means no GPU backend
-        return False
+
+def choose_backend(model_format: str, path: object, backend: str = "auto") -> str:
+    """The engine for a resolved model: "llama-cpp", "vllm" or "transformers" (ModelError when `backend`
+    cannot run this format on this machine)."""
+    if backend not in BACKENDS:
+        raise LabradorError(f"Unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}.")
+    if model_format == "gguf":
+        if backend not in ("auto", "llama-cpp"):
+            raise ModelError(f"{path} is a GGUF file, which only the llama-cpp backend can run; convert "
+                             f"it with `ilab model convert` to use the {backend} backend.")
+        return "llama-cpp"
+    if backend == "llama-cpp":
+        raise ModelError(f"{path} is a Hugging Face directory; llama.cpp needs GGUF: convert it with "
+                         "`ilab model convert` first, or use the transformers/vllm backend.")
+    if backend == "vllm" and not vllm_available():
+        raise ModelError("The vllm backend needs the `vllm` package and a CUDA GPU, and this machine lacks one "
+                         "of them; use --backend transformers (CPU) or convert the model to GGUF for llama.cpp.")
+    return "vllm" if backend == "vllm" or (backend == "auto" and vllm_available()) else "transformers"
 
 
 def get_client(model: str | None = None, *, endpoint_urls: list[str] | None = None, api_key: str | None = None,
@@ -57,34 +74,22 @@ def get_client(model: str | None = None, *, endpoint_urls: list[str] | None = No
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise TypeError(f"get_client: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
-    if backend not in BACKENDS:
-        raise LabradorError(f"Unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}.")
     if endpoint_urls:
         from labrador.llm.openai_http import OpenAIHTTPClient
 
         return OpenAIHTTPClient(list(endpoint_urls), model=model, api_key=api_key, **_options_for("http", options))
 
-    from labrador.models.resolve import resolve_model
-
-    resolved = resolve_model(model)
+    resolved = resolve(model)
     options.setdefault("model_name", resolved.name)
-    if resolved.format == "gguf":
-        if backend not in ("auto", "llama-cpp"):
-            raise ModelError(f"{resolved.path} is a GGUF file, which only the llama-cpp backend can run; convert "
-                             f"it with `ilab model convert` to use the {backend} backend.")
+    kind = choose_backend(resolved.format, resolved.path, backend)
+    if kind == "llama-cpp":
         from labrador.llm.llama_cpp import LlamaCppClient
 
-        return LlamaCppClient(resolved.path, **_options_for("llama-cpp", options))
-    if backend == "llama-cpp":
-        raise ModelError(f"{resolved.path} is a Hugging Face directory; llama.cpp needs GGUF: convert it with "
-                         "`ilab model convert` first, or use the transformers/vllm backend.")
-    if backend == "vllm" and not vllm_available():
-        raise ModelError("The vllm backend needs the `vllm` package and a CUDA GPU, and this machine lacks one "
-                         "of them; use --backend transformers (CPU) or convert the model to GGUF for llama.cpp.")
-    if backend == "vllm" or (backend == "auto" and vllm_available()):
+        return LlamaCppClient(resolved.path, **_options_for(kind, options))
+    if kind == "vllm":
         from labrador.llm.vllm import VLLMClient
 
-        return VLLMClient(resolved.path, **_options_for("vllm", options))
+        return VLLMClient(resolved.path, **_options_for(kind, options))
     from labrador.llm.transformers_backend import TransformersClient
 
-    return TransformersClient(resolved.path, **_options_for("transformers", options))
+    return TransformersClient(resolved.path, **_options_for(kind, options))

@@ -5,16 +5,17 @@ from many threads or an asyncio loop can submit at will and the CPU stays busy b
 
 Chat prompts are rendered with the model's own Jinja chat template (`tokenizer.chat_template` in the GGUF
 metadata), or with the `chat_template` option (a Jinja string or the path of a file holding one). Models with
-neither get ChatML, the most common format for small instruct models.
+neither get ChatML, the most common format for small instruct models. Sampling is pure temperature/top_p as in
+the OpenAI API (llama.cpp's top_k=40/min_p=0.05 defaults are switched off) unless `params.extra` sets them.
 
 Log-likelihoods are computed with the low-level decode API: the context is decoded once, then each
 continuation is decoded after it with logits for every position. This avoids `logits_all=True`, which would
-allocate an n_ctx x n_vocab float matrix (800 MB for SmolLM2 at 4096 tokens) for every client.
+allocate an n_ctx x n_vocab float matrix (800 MB for SmolLM2 at 4096 tokens) for every client. The server's
+per-token `logprobs` (`score`) use the same decode pass over prompt and answer.
 """
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -22,49 +23,25 @@ from typing import Any
 import numpy as np
 
 from labrador.errors import LabradorError, ModelError
-from labrador.llm.base import Completion, Message, SamplingParams
-from labrador.llm.worker import SerialWorker, WorkerCounters
+from labrador.llm.base import Completion, Delta, Message, Request, SamplingParams
+from labrador.llm.templates import CHATML_TEMPLATE, load_template
+from labrador.llm.worker import Cancelled, Emit, InProcessClient, SerialWorker, default_threads
 
 DEFAULT_N_CTX = 4096
-DEFAULT_PARAMS = SamplingParams()  # frozen, so sharing one default instance is safe
-
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + "
-    "'<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-
-
-def _load_template(value: str) -> str:
-    """`chat_template` option: a path to a Jinja file, or the Jinja text itself."""
-    if "{" not in value:
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise ModelError(f"chat_template '{value}' is neither a Jinja template nor an existing file; pass "
-                             "the template text or the path of a file that holds it.")
-        return path.read_text(encoding="utf-8")
-    return value
+OPENAI_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
+Scores = tuple[list[bytes], list[float | None], list[dict[str, float] | None], int]
 
 
 def _train_context_length(model_path: Path) -> int | None:
-    from labrador.models.info import gguf_context_length
+    from labrador.models.gguf_meta import read_gguf
 
     try:
-        return gguf_context_length(model_path)
+        return read_gguf(model_path).context_length
     except Exception:  # noqa: BLE001 - only a hint for n_ctx; llama.cpp reports real load errors itself
         return None
 
 
-def default_threads() -> int:
-    """Half the logical CPUs (at least 1), llama-cpp-python's own default.
-
-    ggml's worker threads busy-wait between steps: with as many threads as logical CPUs, any other load on
-    the machine (hyperthread siblings, other processes) stalls every token; on a shared 2-core machine
-    2 threads decoded SmolLM2 25x slower than 1. Pass n_threads to use more.
-    """
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
-class LlamaCppClient(WorkerCounters):
+class LlamaCppClient(InProcessClient):
     """`LLMClient` over a GGUF file loaded in this process."""
 
     def __init__(self, model_path: Path | str, *, model_name: str | None = None, n_ctx: int | None = None,
@@ -80,16 +57,15 @@ class LlamaCppClient(WorkerCounters):
         try:
             self._llm = llama_cpp.Llama(model_path=str(self.model_path), n_ctx=n_ctx, n_batch=min(n_batch, n_ctx),
                                         n_threads=threads, n_threads_batch=threads, verbose=False)
-        except (ValueError, RuntimeError) as err:
+        except (ValueError, RuntimeError, OSError) as err:
             raise ModelError(f"llama.cpp could not load {self.model_path}: {err}. Check that the file is a "
                              "complete GGUF model (re-download or re-convert it).") from None
         self.context_length = self._llm.n_ctx()
         self._n_vocab = self._llm.n_vocab()
         self._worker = SerialWorker("llama-cpp")
-        template = _load_template(chat_template) if chat_template else self._llm.metadata.get(
+        template = load_template(chat_template) if chat_template else self._llm.metadata.get(
             "tokenizer.chat_template") or CHATML_TEMPLATE
         self._formatter = self._make_formatter(template)
-        self._closed = False
 
     def _make_formatter(self, template: str) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -116,13 +92,17 @@ class LlamaCppClient(WorkerCounters):
                                 f"{err}. Check the roles, or pass another template with chat_template.") from None
         return self._tokenize(rendered.prompt, add_bos=not rendered.added_special)
 
+    def _prompt_tokens(self, request: Request) -> list[int]:
+        return self.chat_prompt_tokens(request) if isinstance(request, list) else self._tokenize(request)
+
     # -- generation (runs on the worker thread) --
-    def _generate(self, tokens: list[int], params: SamplingParams) -> Completion:
-        room = self.context_length - len(tokens)
-        if room <= 0:
-            raise LabradorError(f"The prompt has {len(tokens)} tokens but {self.model_name} was loaded with a "
-                                f"context of {self.context_length}; shorten the prompt or raise n_ctx.")
-        max_tokens = max(1, min(params.max_tokens, room))
+    def _sampling(self, params: SamplingParams, room: int) -> dict[str, Any]:
+        return {"max_tokens": max(1, min(params.max_tokens, room)), "temperature": max(params.temperature, 0.0),
+                "top_p": params.top_p, **OPENAI_SAMPLING, **dict(params.extra), "stop": list(params.stop) or None}
+
+    def _generate(self, request: Request, params: SamplingParams) -> Completion:
+        tokens = self._prompt_tokens(request)
+        sampling = self._sampling(params, self._check_room(len(tokens)))
         greedy = params.temperature <= 0
         base_seed = params.seed if params.seed is not None else random.getrandbits(31)
         texts: list[str] = []
@@ -137,10 +117,7 @@ class LlamaCppClient(WorkerCounters):
                 texts.append(texts[0])
                 reasons.append(reasons[0])
                 continue
-            out = self._llm.create_completion(
-                prompt=tokens, max_tokens=max_tokens, temperature=max(params.temperature, 0.0),
-                top_p=params.top_p, top_k=0, min_p=0.0, repeat_penalty=1.0, stop=list(params.stop) or None,
-                seed=base_seed + i)
+            out = self._llm.create_completion(prompt=tokens, seed=base_seed + i, **sampling)
             choice = out["choices"][0]
             texts.append(choice["text"])
             reasons.append(choice.get("finish_reason") or "stop")
@@ -152,25 +129,25 @@ class LlamaCppClient(WorkerCounters):
         return Completion(texts=texts, prompt_tokens=len(tokens), completion_tokens=completion_tokens,
                           finish_reasons=reasons, model=self.model_name)
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise LabradorError(f"The client for {self.model_name} is closed.")
+    def _produce(self, request: Request, params: SamplingParams, emit: Emit, cancelled: Cancelled) -> None:
+        import llama_cpp
 
-    def chat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        self._check_open()
-        return self._worker.run(lambda: self._generate(self.chat_prompt_tokens(messages), params))
-
-    async def achat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        self._check_open()
-        return await self._worker.arun(lambda: self._generate(self.chat_prompt_tokens(messages), params))
-
-    def complete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        self._check_open()
-        return self._worker.run(lambda: self._generate(self._tokenize(prompt), params))
-
-    async def acomplete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        self._check_open()
-        return await self._worker.arun(lambda: self._generate(self._tokenize(prompt), params))
+        tokens = self._prompt_tokens(request)
+        sampling = self._sampling(params, self._check_room(len(tokens)))
+        self._llm.n_tokens = 0  # as in _generate: a streamed answer equals the whole one
+        chunks = self._llm.create_completion(
+            prompt=tokens, stream=True, seed=params.seed if params.seed is not None else random.getrandbits(31),
+            # Checked once per token: a caller that stops reading, or a server shutting down, ends it early.
+            stopping_criteria=llama_cpp.StoppingCriteriaList([lambda _ids, _logits: cancelled()]), **sampling)
+        reason, produced = "stop", 0
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            if choice["text"]:
+                emit(Delta(choice["text"]))
+                produced += 1  # one piece is one token except where text was held back to check stop strings
+            reason = choice.get("finish_reason") or reason
+        self._worker.count_tokens(len(tokens), produced)
+        emit(Delta("", reason, len(tokens), produced))
 
     # -- log-likelihoods (low-level decode; runs on the worker thread) --
     def _decode(self, tokens: list[int], n_past: int, all_logits: bool) -> np.ndarray:
@@ -238,23 +215,38 @@ class LlamaCppClient(WorkerCounters):
             llm.n_tokens = 0
         return results
 
-    def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
-        self._check_open()
-        return self._worker.run(lambda: self._loglikelihoods(context, continuations))
+    # -- per-token log-probabilities of a prompt and its answer (the server's echo/logprobs) --
+    def _score(self, prompt: str, answer: str, top_n: int, echo: bool) -> Scores:
+        prompt_tokens = self._tokenize(prompt)
+        tokens = prompt_tokens + (self._tokenize(answer, add_bos=False) if answer else [])
+        llm = self._llm
+        llm.n_tokens = 0
+        try:
+            rows = self._log_softmax(self._decode(tokens[:-1], 0, all_logits=True)) if len(tokens) > 1 else None
+        finally:
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            llm.n_tokens = 0
+        values: list[float | None] = [None]
+        tops: list[dict[str, float] | None] = [None]
+        for j in range(len(tokens) - 1):  # row j predicts token j + 1
+            assert rows is not None
+            values.append(float(rows[j, tokens[j + 1]]))
+            best = np.argpartition(rows[j], -top_n)[-top_n:] if top_n else []
+            tops.append({self._piece(int(t)).decode("utf-8", "replace"): float(rows[j, t]) for t in best}
+                        if top_n else None)
+        bos = 1 if prompt_tokens and prompt_tokens[0] == llm.token_bos() else 0
+        first = bos if echo else len(prompt_tokens)
+        return [self._piece(t) for t in tokens[first:]], values[first:], tops[first:], len(prompt_tokens)
 
-    async def aloglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
-        self._check_open()
-        return await self._worker.arun(lambda: self._loglikelihoods(context, continuations))
+    def _piece(self, token: int) -> bytes:
+        return self._llm.detokenize([token], special=True)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._worker.close()
+    async def ascore(self, prompt: str, answer: str, top_n: int, echo: bool) -> Scores:
+        """(token bytes, log-probability of each given the ones before (None for the first), top_n alternatives
+        of each or None, number of prompt tokens) for `prompt + answer`, from the first prompt token (after BOS)
+        with `echo`, else from the answer's first token."""
+        self._check_open()
+        return await self._worker.arun(lambda: self._score(prompt, answer, top_n, echo))
+
+    def _unload(self) -> None:
         self._llm.close()
-
-    def __enter__(self) -> LlamaCppClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

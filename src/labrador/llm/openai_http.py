@@ -3,38 +3,33 @@
 - Several endpoints: each request goes to the endpoint with the fewest requests in flight (ties: round
   robin), and each endpoint has its own concurrency limit (`max_concurrency`), so a slow server is not flooded
   while others idle.
-- Retries: connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff
-  (`backoff * 2**attempt` seconds, jittered, capped at 30 s; a 429's Retry-After is honoured up to the same cap),
-  possibly on another endpoint. Other 4xx answers are the caller's fault and fail at once. After the last
-  attempt an `EndpointError` names the endpoint and the last error in one line.
+- Retries: the policy of `labrador.llm.retry` (connection errors, timeouts, HTTP 429 and 5xx, with backoff),
+  each attempt possibly on another endpoint. Other 4xx answers are the caller's fault and fail at once. After
+  the last attempt an `EndpointError` names the endpoint and the last error in one line.
 - `n` is passed through; servers that return fewer choices get the rest as separate requests (seed + i).
+- `stream` reads server-sent events (one request, no retries: text already handed out cannot be taken back).
 - `loglikelihoods` uses /v1/completions with `echo` + `logprobs` (vLLM, llama.cpp server support it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
-import random
+import json
 import threading
 import time
 import weakref
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from tenacity import AsyncRetrying, Retrying
 
 from labrador.errors import EndpointError, LabradorError
-from labrador.llm.base import Completion, Message, SamplingParams
-
-DEFAULT_PARAMS = SamplingParams()
-MAX_BACKOFF_S = 30.0
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+from labrador.llm.base import DEFAULT_PARAMS, Completion, ContextOverflow, Delta, Message, SamplingParams
+from labrador.llm.retry import Retryable, policy
 
 
 def normalize_url(url: str) -> str:
@@ -69,8 +64,19 @@ class _Endpoint:
         return sem
 
 
+@contextlib.contextmanager
+def _transport_errors(url: str, timeout: float) -> Iterator[None]:
+    """httpx's timeouts and connection failures as `Retryable`, in one line."""
+    try:
+        yield
+    except httpx.TimeoutException:
+        raise Retryable(f"no answer within the {timeout:g} s timeout", url) from None
+    except httpx.TransportError as err:
+        raise Retryable(f"{type(err).__name__}: {_one_line(err, 160) or 'connection failed'}", url) from None
+
+
 def _check_response(response: httpx.Response, url: str) -> dict[str, Any]:
-    """JSON body of a 200; _Retryable for 429/5xx; EndpointError for other answers."""
+    """JSON body of a 200; Retryable for 429/5xx; EndpointError for other answers."""
     status = response.status_code
     if status == 200:
         try:
@@ -84,7 +90,7 @@ def _check_response(response: httpx.Response, url: str) -> dict[str, Any]:
             delay = float(retry_after) if retry_after else None
         except ValueError:
             delay = None
-        raise _Retryable(f"HTTP {status}: {body}", delay)
+        raise Retryable(f"HTTP {status}: {body}", url, delay)
     hint = " (check --api-key)" if status in (401, 403) else ""
     raise EndpointError(f"Endpoint {url} rejected the request with HTTP {status}{hint}: {body}")
 
@@ -100,6 +106,7 @@ class OpenAIHTTPClient:
         self.endpoints = [_Endpoint(normalize_url(u), max(1, max_concurrency)) for u in endpoint_urls]
         self._model = model
         self.timeout, self.max_retries, self.backoff = timeout, max(0, max_retries), backoff
+        self._policy = policy(self.max_retries, backoff, self._failure)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(timeout=timeout, headers=self._headers)
         self._async_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -131,39 +138,28 @@ class OpenAIHTTPClient:
                 self.busy_seconds += time.perf_counter() - self._busy_since
                 self._busy_since = None
 
-    def _delay(self, attempt: int, err: _Retryable | None) -> float:
-        if err is not None and err.retry_after is not None:
-            return min(err.retry_after, MAX_BACKOFF_S)
-        return min(self.backoff * 2 ** attempt, MAX_BACKOFF_S) * random.uniform(0.75, 1.0)
+    @contextlib.contextmanager
+    def _endpoint(self) -> Iterator[_Endpoint]:
+        endpoint = self._acquire()
+        try:
+            yield endpoint
+        finally:
+            self._release(endpoint)
 
-    def _failure(self, url: str, attempts: int, last: str) -> EndpointError:
-        return EndpointError(f"Endpoint {url} failed after {attempts} attempt{'s' * (attempts > 1)}: {last}. "
-                             "Check that the server is running and reachable.")
+    @staticmethod
+    def _failure(error: Retryable, attempts: int) -> EndpointError:
+        return EndpointError(f"Endpoint {error.where} failed after {attempts} attempt{'s' * (attempts > 1)}: "
+                             f"{error}. Check that the server is running and reachable.")
 
-    # -- transport: sync --
+    # -- transport (one httpx.AsyncClient per event loop) --
     def _send(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        last, url = "", ""
-        for attempt in range(self.max_retries + 1):
-            endpoint = self._acquire()
-            url = endpoint.url
-            retryable: _Retryable | None = None
-            try:
+        for attempt in Retrying(**self._policy):
+            with attempt, self._endpoint() as endpoint, _transport_errors(endpoint.url, self.timeout):
                 with endpoint.sync_slots:
-                    response = self._http.request(method, url + path, json=payload)
-                return _check_response(response, url)
-            except _Retryable as err:
-                retryable, last = err, str(err)
-            except httpx.TimeoutException:
-                last = f"no answer within the {self.timeout:g} s timeout"
-            except httpx.TransportError as err:
-                last = f"{type(err).__name__}: {_one_line(err, 160) or 'connection failed'}"
-            finally:
-                self._release(endpoint)
-            if attempt < self.max_retries:
-                time.sleep(self._delay(attempt, retryable))
-        raise self._failure(url, self.max_retries + 1, last)
+                    response = self._http.request(method, endpoint.url + path, json=payload)
+                return _check_response(response, endpoint.url)
+        raise AssertionError("unreachable: the retry policy returns or raises")
 
-    # -- transport: async (one httpx.AsyncClient per event loop) --
     def _async_http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
@@ -172,27 +168,13 @@ class OpenAIHTTPClient:
         return client
 
     async def _asend(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        last, url = "", ""
         http = self._async_http()
-        for attempt in range(self.max_retries + 1):
-            endpoint = self._acquire()
-            url = endpoint.url
-            retryable: _Retryable | None = None
-            try:
+        async for attempt in AsyncRetrying(**self._policy):
+            with attempt, self._endpoint() as endpoint, _transport_errors(endpoint.url, self.timeout):
                 async with endpoint.async_slot():
-                    response = await http.request(method, url + path, json=payload)
-                return _check_response(response, url)
-            except _Retryable as err:
-                retryable, last = err, str(err)
-            except httpx.TimeoutException:
-                last = f"no answer within the {self.timeout:g} s timeout"
-            except httpx.TransportError as err:
-                last = f"{type(err).__name__}: {_one_line(err, 160) or 'connection failed'}"
-            finally:
-                self._release(endpoint)
-            if attempt < self.max_retries:
-                await asyncio.sleep(self._delay(attempt, retryable))
-        raise self._failure(url, self.max_retries + 1, last)
+                    response = await http.request(method, endpoint.url + path, json=payload)
+                return _check_response(response, endpoint.url)
+        raise AssertionError("unreachable: the retry policy returns or raises")
 
     # -- model name --
     @staticmethod
@@ -292,6 +274,37 @@ class OpenAIHTTPClient:
     async def acomplete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
         return await self._arun("/completions", "prompt", prompt, params)
 
+    def stream(self, request: list[Message] | str, params: SamplingParams = DEFAULT_PARAMS,
+               cancel: threading.Event | None = None) -> Iterator[Delta]:
+        chat = isinstance(request, list)
+        payload = {"messages" if chat else "prompt": request, **self._payload(self.model_name, params, 1, params.seed),
+                   "stream": True}
+        endpoint = self.endpoints[0]
+        url = endpoint.url + ("/chat/completions" if chat else "/completions")
+        reason: str | None = None
+        try:
+            with self._http.stream("POST", url, json=payload) as reply:
+                if reply.status_code != 200:
+                    reply.read()
+                    raise _stream_refused(url, reply)
+                for line in reply.iter_lines():
+                    if (cancel is not None and cancel.is_set()) or line.strip() == "data: [DONE]":
+                        break
+                    for text, finish in _sse_choices(line, url, chat):
+                        reason = finish or reason
+                        if text:
+                            yield Delta(text)
+        except httpx.HTTPError as err:
+            raise EndpointError(f"Lost the connection to {url} ({err}); check that the server is running.") from None
+        yield Delta("", reason or "stop")
+
+    async def astream(self, request: list[Message] | str, params: SamplingParams = DEFAULT_PARAMS,
+                      cancel: threading.Event | None = None) -> AsyncIterator[Delta]:
+        """`stream` read on a thread, so that the event loop never waits on the socket."""
+        pieces = self.stream(request, params, cancel)
+        while (piece := await asyncio.to_thread(next, pieces, None)) is not None:
+            yield piece
+
     def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
         """Sum of the continuation tokens' logprobs, from /v1/completions with echo=true and logprobs."""
         model = self.model_name
@@ -334,3 +347,25 @@ class OpenAIHTTPClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _sse_choices(line: str, url: str, chat: bool) -> list[tuple[str, str | None]]:
+    """(text, finish_reason) of each choice in one server-sent event line (none for other lines)."""
+    if not line.startswith("data:"):
+        return []
+    chunk = json.loads(line[5:].strip())
+    if "error" in chunk:
+        raise EndpointError(f"{url}: {chunk['error'].get('message', chunk['error'])}")
+    return [(((c.get("delta") or {}).get("content") if chat else c.get("text")) or "", c.get("finish_reason"))
+            for c in chunk.get("choices", [])]
+
+
+def _stream_refused(url: str, reply: httpx.Response) -> LabradorError:
+    try:
+        message = reply.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = reply.text[:200]
+    text = message.lower()
+    overflow = reply.status_code == 400 and "context" in text and any(
+        w in text for w in ("exceed", "too long", "length", "window", "maximum"))
+    return (ContextOverflow if overflow else EndpointError)(f"{url} answered {reply.status_code}: {message}")

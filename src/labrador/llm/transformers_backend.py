@@ -3,21 +3,24 @@
 Slow compared to llama.cpp, but it runs any checkpoint `ilab model train` writes without a conversion step.
 Requests run one at a time on a worker thread (torch already uses every core for one forward pass).
 The chat template is the tokenizer's (`tokenizer_config.json` / `chat_template.jinja`), or the `chat_template`
-option (Jinja text or a file path).
+option (Jinja text or a file path). Streaming decodes the growing token list and sends the new suffix, holding
+back text that could still turn into a stop sequence.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from labrador.errors import LabradorError, ModelError
-from labrador.llm.base import Completion, Message, SamplingParams
-from labrador.llm.llama_cpp import _load_template
-from labrador.llm.worker import SerialWorker, WorkerCounters
+from labrador.llm.base import Completion, Delta, Message, Request, SamplingParams
+from labrador.llm.templates import load_template
+from labrador.llm.worker import Cancelled, Emit, InProcessClient, SerialWorker
 
-DEFAULT_PARAMS = SamplingParams()
 DEFAULT_N_CTX = 4096
+OnText = Callable[[str], None]
 
 
 def _cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
@@ -25,7 +28,71 @@ def _cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
-class TransformersClient(WorkerCounters):
+class StopText:
+    """Accumulates streamed text, cuts it at the first stop sequence, forwards only text that is final."""
+
+    def __init__(self, stops: tuple[str, ...], on_text: OnText) -> None:
+        self.stops = [s for s in stops if s]
+        self.on_text = on_text
+        self.text = ""
+        self.sent = 0
+        self.hit = False
+        self.hold = max((len(s) for s in self.stops), default=1) - 1
+
+    def feed(self, piece: str) -> None:
+        if self.hit:
+            return
+        self.text += piece
+        found = [i for i in (self.text.find(s, max(0, self.sent - len(s))) for s in self.stops) if i >= 0]
+        if found:
+            self.text = self.text[:min(found)]
+            self.hit = True
+            self._flush(len(self.text))
+        else:
+            self._flush(len(self.text) - self.hold)
+
+    def _flush(self, upto: int) -> None:
+        if upto > self.sent:
+            self.on_text(self.text[self.sent:upto])
+            self.sent = upto
+
+    def finish(self) -> str:
+        self._flush(len(self.text))
+        return self.text
+
+
+def _streamer(tokenizer: Any, on_text: OnText) -> Any:
+    """A transformers streamer that decodes the new tokens so far and passes on the text not sent yet."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class Streamer(BaseStreamer):
+        def __init__(self) -> None:
+            self.ids: list[int] = []
+            self.prompt_seen = False
+            self.printed = 0
+
+        def put(self, value: Any) -> None:
+            if not self.prompt_seen:  # generate() first hands over the prompt
+                self.prompt_seen = True
+                return
+            self.ids.extend(value.reshape(-1).tolist())
+            self._emit(final=False)
+
+        def _emit(self, final: bool) -> None:
+            text = tokenizer.decode(self.ids, skip_special_tokens=True)
+            if not final and text.endswith("\ufffd"):  # half of a multi-byte character: wait for the rest
+                return
+            if len(text) > self.printed:
+                on_text(text[self.printed:])
+                self.printed = len(text)
+
+        def end(self) -> None:
+            self._emit(final=True)
+
+    return Streamer()
+
+
+class TransformersClient(InProcessClient):
     """`LLMClient` over a Hugging Face model directory, run by torch on the CPU."""
 
     def __init__(self, model_path: Path | str, *, model_name: str | None = None, n_ctx: int | None = None,
@@ -35,7 +102,7 @@ class TransformersClient(WorkerCounters):
 
         self.model_path = Path(model_path)
         self.model_name = model_name or self.model_path.name
-        if n_threads:
+        if n_threads:  # otherwise torch's own intra-op default (changing it could change the last bits)
             torch.set_num_threads(n_threads)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(str(self.model_path))
@@ -44,9 +111,11 @@ class TransformersClient(WorkerCounters):
             raise ModelError(f"transformers could not load {self.model_path}: {' '.join(str(err).split())[:300]}. "
                              "Check that the directory holds config.json, weights and tokenizer files.") from None
         if chat_template:
-            self._tokenizer.chat_template = _load_template(chat_template)
+            self._tokenizer.chat_template = load_template(chat_template)
         limit = getattr(self._model.config, "max_position_embeddings", None) or DEFAULT_N_CTX
         self.context_length = min(n_ctx or DEFAULT_N_CTX, limit)
+        eos = self._model.generation_config.eos_token_id
+        self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self._worker = SerialWorker("transformers")
         self._torch = torch
 
@@ -67,12 +136,13 @@ class TransformersClient(WorkerCounters):
                                 f"{err}.") from None
         return self._encode(text, False)
 
-    def _generate(self, tokens: list[int], params: SamplingParams) -> Completion:
+    def _prompt_tokens(self, request: Request) -> list[int]:
+        return self.chat_prompt_tokens(request) if isinstance(request, list) else self._encode(request, True)
+
+    def _generate(self, request: Request, params: SamplingParams) -> Completion:
         torch = self._torch
-        room = self.context_length - len(tokens)
-        if room <= 0:
-            raise LabradorError(f"The prompt has {len(tokens)} tokens but {self.model_name} has a context of "
-                                f"{self.context_length}; shorten the prompt.")
+        tokens = self._prompt_tokens(request)
+        room = self._check_room(len(tokens))
         max_new = max(1, min(params.max_tokens, room))
         ids = torch.tensor([tokens])
         greedy = params.temperature <= 0
@@ -102,17 +172,33 @@ class TransformersClient(WorkerCounters):
         return Completion(texts=texts, prompt_tokens=len(tokens), completion_tokens=total, finish_reasons=reasons,
                           model=self.model_name)
 
-    def chat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        return self._worker.run(lambda: self._generate(self.chat_prompt_tokens(messages), params))
+    def _produce(self, request: Request, params: SamplingParams, emit: Emit, cancelled: Cancelled) -> None:
+        torch = self._torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
 
-    async def achat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        return await self._worker.arun(lambda: self._generate(self.chat_prompt_tokens(messages), params))
+        tokens = self._prompt_tokens(request)
+        max_new = max(1, min(params.max_tokens, self._check_room(len(tokens))))
+        stops = StopText(params.stop, lambda text: emit(Delta(text)))
 
-    def complete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        return self._worker.run(lambda: self._generate(self._encode(prompt, True), params))
+        class Stop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.full((input_ids.shape[0],), cancelled() or stops.hit, dtype=torch.bool)
 
-    async def acomplete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        return await self._worker.arun(lambda: self._generate(self._encode(prompt, True), params))
+        streamer = _streamer(self._tokenizer, stops.feed)
+        sampling: dict[str, Any] = {"do_sample": False}
+        if params.temperature > 0:
+            sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
+            torch.manual_seed(params.seed if params.seed is not None else random.getrandbits(31))
+        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else \
+            self._tokenizer.eos_token_id
+        ids = torch.tensor([tokens])
+        with torch.inference_mode():
+            self._model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, pad_token_id=pad,
+                                 streamer=streamer, stopping_criteria=StoppingCriteriaList([Stop()]), **sampling)
+        stops.finish()
+        ended = stops.hit or bool(streamer.ids and streamer.ids[-1] in self._eos_ids)
+        self._worker.count_tokens(len(tokens), len(streamer.ids))
+        emit(Delta("", "stop" if ended else "length", len(tokens), len(streamer.ids)))
 
     def _loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
         torch = self._torch
@@ -135,15 +221,3 @@ class TransformersClient(WorkerCounters):
             results.append(float(picked.sum()))
             self._worker.count_tokens(len(whole), 0)
         return results
-
-    def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
-        return self._worker.run(lambda: self._loglikelihoods(context, continuations))
-
-    def close(self) -> None:
-        self._worker.close()
-
-    def __enter__(self) -> TransformersClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -145,7 +145,7 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, dtype: str = "float32
     if not gguf_path.is_file():
         raise ModelError(f"{gguf_path} does not exist or is not a file; pass a .gguf file or a model directory.")
     from labrador.models.convert_gguf_hf import gguf_to_hf_names, write_hf
-    from labrador.models.convert_gguf_read import GgufFile
+    from labrador.models.gguf_meta import GgufFile
 
     _check_target(out_dir, force)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from labrador.models.convert_gguf_read import GgufFile
 from labrador.models.convert_vocab import LLAMA3_REGEX
+from labrador.models.gguf_meta import GgufFile
 
 SHARD_BYTES = 2 * 1024**3
 _BUILDABLE_PRE = {"smollm", "refact", "gpt-2", "llama-bpe"}

@@ -28,10 +28,6 @@ class ModelInfo:
     context_length: int | None = None
 
 
-def gguf_context_length(path: Path) -> int | None:
-    return read_gguf(path).context_length
-
-
 def _gguf_quantization(file_type: int | None, tensor_types: Counter[str]) -> str | None:
     if file_type is not None:
         from gguf.constants import LlamaFileType
@@ -46,7 +42,7 @@ def _gguf_quantization(file_type: int | None, tensor_types: Counter[str]) -> str
 
 def gguf_info(path: Path, name: str | None = None) -> ModelInfo:
     meta = read_gguf(path)
-    types = Counter(t.type_name for t in meta.tensors)
+    types = Counter(t.type_name for t in meta.tensors.values())
     return ModelInfo(name=name or path.stem, path=path, format="gguf", size_bytes=path.stat().st_size,
                      architecture=meta.architecture, parameters=meta.parameter_count,
                      quantization=_gguf_quantization(meta.metadata.get("general.file_type"), types),

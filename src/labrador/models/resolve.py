@@ -1,8 +1,8 @@
 """Turn what a user typed (`-m NAME_OR_PATH`) into a model file or directory, or a clear ModelError.
 
 Order: nothing or the embedded name -> the embedded GGUF; an existing path -> that file or directory; a name
-under the models directory (config `models.models_dir`), with or without `.gguf`; else an error that lists
-where we looked. A path is validated before any backend loads it, so a truncated GGUF or a text file fails
+under the models directory (the caller passes config `models.models_dir`: this package does not read the
+config), with or without `.gguf`; else an error that lists where we looked. A path is validated before any backend loads it, so a truncated GGUF or a text file fails
 in one line instead of deep inside llama.cpp or transformers.
 """
 
@@ -23,13 +23,6 @@ class ResolvedModel:
     path: Path
     format: ModelFormat
     name: str
-
-
-def default_models_dir() -> Path:
-    """`models.models_dir` from config.yaml (the XDG data dir's models/ by default)."""
-    from labrador.config import load_config
-
-    return Path(load_config().models.models_dir).expanduser()
 
 
 def check_model_path(path: Path) -> ModelFormat:
@@ -62,11 +55,11 @@ def _model_file(path: Path) -> Path:
     return path
 
 
-def resolve_model(name_or_path: str | Path | None, models_dir: Path | str | None = None) -> ResolvedModel:
+def resolve_model(name_or_path: str | Path | None, models_dir: Path | str | None) -> ResolvedModel:
     """Resolve a model name or path; ModelError with the places searched when nothing matches.
 
-    An existing path wins; then a name under the models directory; names starting with '.', '/' or '~'
-    are paths only.
+    An existing path wins; then a name under `models_dir` (None: names are not looked up in a directory);
+    names starting with '.', '/' or '~' are paths only.
     """
     if name_or_path is None or str(name_or_path).strip().lower() in ("", EMBEDDED_MODEL_NAME):
         return ResolvedModel(embedded_model_path(), "gguf", EMBEDDED_MODEL_NAME)
@@ -76,8 +69,8 @@ def resolve_model(name_or_path: str | Path | None, models_dir: Path | str | None
         fmt = check_model_path(path)
         path = _model_file(path)
         return ResolvedModel(path.resolve(), fmt, path.stem if fmt == "gguf" else path.name)
-    base = Path(models_dir).expanduser() if models_dir else default_models_dir()
-    if not (isinstance(name_or_path, Path) or text.startswith((".", "/", "~"))):
+    base = Path(models_dir).expanduser() if models_dir else None
+    if base is not None and not (isinstance(name_or_path, Path) or text.startswith((".", "/", "~"))):
         for candidate in (base / text, base / f"{text}.gguf"):
             if candidate.exists():
                 fmt = check_model_path(candidate)

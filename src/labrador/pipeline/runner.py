@@ -14,15 +14,15 @@ Stage functions are injected (`StageFunctions`) so the up-to-date logic is testa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labrador.files import atomic_write_text
 from labrador.pipeline import stages
-from labrador.pipeline.settings import PipelineSettings
-from labrador.pipeline.stamps import StampStore
+from labrador.pipeline.settings import PHASES, PipelineSettings
+from labrador.pipeline.stamps import StampStore, fingerprint
 
 
 @dataclass
@@ -65,7 +65,7 @@ def run_pipeline(settings: PipelineSettings, functions: StageFunctions | None = 
     run_dir.mkdir(parents=True, exist_ok=True)
     store = StampStore(run_dir, log=log, force=set(settings.force))
     result = PipelineResult(run_dir, records=store.records)
-    (run_dir / "settings.json").write_text(json.dumps(settings.as_dict(), indent=1))
+    atomic_write_text(run_dir / "settings.json", settings.model_dump_json(indent=1))
 
     def done(name: str) -> bool:
         return stop_after == name
@@ -89,15 +89,12 @@ def run_pipeline(settings: PipelineSettings, functions: StageFunctions | None = 
         return _finish(settings, fn, result)
 
     previous, after = settings.student, dec.token
-    for phase in ("knowledge", "skills"):
-        inputs = {"after": after, "start": previous, **settings.training_inputs(phase)}
-        from labrador.pipeline.stamps import fingerprint
-
+    for phase in PHASES:
+        options = settings.train_options(phase, previous, dec.outputs["files"][phase])
+        inputs = {"after": after, "options": options.result_settings()}
         ckpt_dir = run_dir / "train" / f"{phase}-{fingerprint(inputs)[:10]}"
-        data_file = dec.outputs["files"][phase]
-        start = previous
-        stamp = store.run(f"train_{phase}", inputs,
-                          lambda p=phase, d=data_file, s=start, c=ckpt_dir: fn.train_phase(settings, p, d, s, c),
+        options = options.model_copy(update={"ckpt_output_dir": str(ckpt_dir)})
+        stamp = store.run(f"train_{phase}", inputs, lambda o=options, p=phase: fn.train_phase(o, p),
                           files=lambda out: [out["checkpoint"]])
         result.outputs[f"train_{phase}"] = stamp.outputs
         previous, after = stamp.outputs["checkpoint"], stamp.token

@@ -1,16 +1,37 @@
-"""The settings of one `ilab pipeline run`, with defaults sized for a CPU laptop and the embedded SmolLM2."""
+"""The settings of one `ilab pipeline run`: the options of each stage, as the models their libraries take.
+
+Every default lives in the model of the library that uses it (GenerateOptions, PrepareOptions, TrainOptions);
+the values a setup was tuned with come from a preset (`labrador/presets/cpu-laptop.yaml` for the demo).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from labrador.models.embedded import EMBEDDED_MODEL_NAME
+from labrador.prepare.options import PrepareOptions
+from labrador.sdg.context import GenerateOptions
+from labrador.train.options import TrainOptions
+
+PHASES = ("knowledge", "skills")
 
 
-@dataclass
-class PipelineSettings:
+class PhaseOptions(BaseModel):
+    """What one training phase of the pipeline changes in the shared `train` options (None: train's value)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_epochs: int | None = None
+    learning_rate: float | None = None
+
+
+class PipelineSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     taxonomy_path: Path
     run_dir: Path
     taxonomy_base: str = "origin/main"
@@ -19,65 +40,52 @@ class PipelineSettings:
     judge: str | None = None  # None: the teacher judges
     heldout: Path | None = None  # YAML: questions with key_facts about the changed knowledge leaves
     general_check: Path | None = None  # YAML: general questions whose score must not drop
-    # generation (scale 2: ~55 teacher calls for the sample, ~5 min on two busy cores)
     sdg_pipeline: str = "simple"
-    scale_factor: int = 2
-    chunk_size: int = 300
-    max_num_tokens: int = 192
-    num_workers: int = 2
-    seed: int = 42
-    grounded_only: bool = True  # drop knowledge rows whose answer names things its document does not
-    closed_book: bool = True  # also train each grounded knowledge Q&A without its document (how users ask)
-    train_on_seeds: bool = True  # add the knowledge leaves' own seed Q&A pairs to the training data
-    self_replay: bool = True  # mix in the base student's own answers to general prompts (see pipeline/replay.py)
-    replay_prompts: Path | None = None  # None: the bundled labrador/data/replay/general_prompts.yaml
-    replay_max_tokens: int = 64
-    replay_kl: bool = True  # replay rows are anchors: KL to the phase's starting model, not their text (train/data.py)
-    anchor_weight: float = 1.0  # the anchors' KL against the other rows' cross-entropy, per token
-    # training (knowledge phase, then skills phase from the knowledge checkpoint). LoRA on every linear layer
-    # (facts live in the MLPs as much as in attention), a high learning rate and small batches: few samples
-    # and few epochs is all two CPU cores allow in the demo's time.
-    train_pipeline: str = "simple"  # simple = LoRA, full = every weight
-    knowledge_epochs: int = 3
-    knowledge_lr: float = 1e-3
-    skills_epochs: int = 1
-    skills_lr: float = 1e-4
-    effective_batch_size: int = 2  # measured: general check 23/24 where 4 gave 22/24 (docs/demo.md)
-    max_seq_len: int = 448
-    lora_rank: int = 16
-    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-    # conversion: f16 keeps the small weight changes of a LoRA tune (a 4-bit requantization can erase them)
+    generate: GenerateOptions = Field(default_factory=GenerateOptions)
+    prepare: PrepareOptions = Field(default_factory=PrepareOptions)
+    # both training phases (knowledge, then skills from the knowledge checkpoint); each phase sets the model,
+    # the data and the checkpoint dir, and may change the epochs and learning rate
+    train: TrainOptions = Field(default_factory=TrainOptions)
+    knowledge: PhaseOptions = Field(default_factory=PhaseOptions)
+    skills: PhaseOptions = Field(default_factory=PhaseOptions)
     gguf_outtype: str = "f16"
-    # evaluation
     eval_max_tokens: int = 64
-    threads: int = 2  # llama.cpp threads (on an oversubscribed CPU, 1 is much faster than 2)
+    threads: int | None = None  # in-process model threads; None: labrador.llm's rule
     # run control
-    force: list[str] = field(default_factory=list)  # stage names to redo; "all" redoes everything
+    force: list[str] = Field(default_factory=list)  # stage names to redo; "all" redoes everything
     skip_judge: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+    @classmethod
+    def from_preset(cls, preset: str | None, *layers: Mapping[str, Any] | None) -> PipelineSettings:
+        """The settings of `preset` (a bundled name, a YAML file or 'none') under `layers`, later ones winning
+        (see `labrador.config.layered`)."""
+        from labrador.config import layered
+        from labrador.presets import load_preset
+
+        return layered(cls, load_preset(preset), *layers, source=f"pipeline settings (preset {preset})")
+
+    def train_options(self, phase: str, model_path: str, data_path: str) -> TrainOptions:
+        """The options of one training phase, without its checkpoint dir (the runner names that by their hash)."""
+        changes = getattr(self, phase).model_dump(exclude_none=True)
+        return TrainOptions.model_validate({**self.train.model_dump(), "model_path": model_path,
+                                            "data_path": data_path, "ckpt_output_dir": "", "resume": False,
+                                            "strategy": "single", **changes})
+
+    def prepare_options(self) -> PrepareOptions:
+        """The preparation switches (`prepare`) with this run's student, threads and question sets."""
+        return PrepareOptions.model_validate({
+            **self.prepare.model_dump(), "student": self.student, "heldout": self.heldout,
+            "general_check": self.general_check, **({"threads": self.threads} if self.threads else {})})
 
     def generation_inputs(self) -> dict[str, Any]:
-        return {"teacher": self.teacher, "pipeline": self.sdg_pipeline, "scale_factor": self.scale_factor,
-                "chunk_size": self.chunk_size, "max_num_tokens": self.max_num_tokens, "seed": self.seed}
+        return {"teacher": self.teacher, "pipeline": self.sdg_pipeline, "options": self.generate}
 
     def data_inputs(self) -> dict[str, Any]:
-        from labrador.pipeline.replay import bundled_prompts
+        from labrador.prepare.replay import bundled_prompts
 
         # the prompt file counts by content, the bundled one too: new bundled prompts redo the data
-        prompts = self.replay_prompts or bundled_prompts()
-        replay = {"student": self.student, "prompts": prompts, "general": self.general_check,
-                  "max_tokens": self.replay_max_tokens, "kl": self.replay_kl} if self.self_replay else None
-        return {"heldout": self.heldout, "closed_book": self.closed_book, "seeds": self.train_on_seeds,
-                "grounded_only": self.grounded_only, "replay": replay}
-
-    def training_inputs(self, phase: str) -> dict[str, Any]:
-        epochs, lr = ((self.knowledge_epochs, self.knowledge_lr) if phase == "knowledge"
-                      else (self.skills_epochs, self.skills_lr))
-        return {"pipeline": self.train_pipeline, "epochs": epochs, "lr": lr, "batch": self.effective_batch_size,
-                "max_seq_len": self.max_seq_len, "lora_rank": self.lora_rank, "lora_targets": list(self.lora_targets),
-                "seed": self.seed, **({"anchor_weight": self.anchor_weight} if self.anchor_weight != 1.0 else {})}
+        options = self.prepare_options()
+        return {"options": options, "prompts": options.replay_prompts or bundled_prompts()}
 
     def eval_inputs(self) -> dict[str, Any]:
         return {"heldout": self.heldout, "general": self.general_check, "max_tokens": self.eval_max_tokens,

@@ -23,6 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from labrador.files import atomic_write_json
+
 _CHUNK = 1 << 20
 
 
@@ -43,7 +47,10 @@ def file_digest(path: Path) -> str:
 
 
 def _canonical(value: Any) -> Any:
-    """JSON-able form of stage inputs; a `Path` stands for its content, not its name."""
+    """JSON-able form of stage inputs; a `Path` stands for its content, not its name, and a settings model for
+    every one of its fields."""
+    if isinstance(value, BaseModel):
+        return _canonical(value.model_dump())
     if isinstance(value, Path):
         return {"__file__": file_digest(value)}
     if isinstance(value, dict):
@@ -118,9 +125,7 @@ class StampStore:
     def save(self, stamp: Stamp) -> None:
         self.stamp_dir.mkdir(parents=True, exist_ok=True)
         path = self._path(stamp.stage)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stamp.__dict__, indent=1, default=str), encoding="utf-8")
-        tmp.replace(path)
+        atomic_write_json(path, stamp.__dict__, indent=1, default=str)
 
     def invalidate(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)

@@ -1,5 +1,6 @@
-"""Pipeline blocks: each takes a Table and returns a new one. Declared in pipeline YAML as
-`{type: <kind>, name: <name>, config: {...}}`; `BLOCK_TYPES` maps kinds to classes.
+"""The built-in general blocks: teacher calls (`llm`), filters, column operations, sampling and flattening.
+Declared in pipeline YAML as `{type: <kind>, name: <name>, config: {...}}`; each registers its type with
+`register_block` (see `labrador.sdg.registry`).
 """
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ import asyncio
 import random
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from labrador.errors import DataError, EndpointError
 from labrador.llm.base import SamplingParams
 from labrador.sdg.context import LeafContext
 from labrador.sdg.prompts import fill, load_prompt, parse_regex, parse_tagged
+from labrador.sdg.registry import Block, register_block
 from labrador.sdg.table import Row, Table
 
 
@@ -22,40 +24,10 @@ def estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-class Block:
-    kind: ClassVar[str] = ""
-    required: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, name: str, config: dict[str, Any], base_dir: Path | None = None) -> None:
-        self.name = name
-        self.config = config
-        self.base_dir = base_dir
-        missing = [k for k in self.required if k not in config]
-        if missing:
-            raise DataError(f"block '{name}' ({self.kind}): missing config key(s) {missing}.")
-
-    async def run(self, table: Table, ctx: LeafContext) -> Table:
-        stats = ctx.new_stats(self.name, self.kind, len(table))
-        started = time.perf_counter()
-        out = self.apply(table, ctx)
-        stats.rows_out = len(out)
-        stats.filtered = max(0, len(table) - len(out)) if self.kind.startswith(("filter", "sample")) else 0
-        stats.seconds = time.perf_counter() - started
-        ctx.progress(stats, 1, 1, final=True)
-        return out
-
-    def apply(self, table: Table, ctx: LeafContext) -> Table:
-        raise NotImplementedError
-
-    def columns(self, key: str) -> list[str]:
-        value = self.config.get(key, [])
-        return [value] if isinstance(value, str) else list(value)
-
-
+@register_block("llm")
 class LLMBlock(Block):
     """Prompt the teacher `n` times per row, parse each answer into fields, one output row per parsed item."""
 
-    kind = "llm"
     required = ("prompt", "output_cols")
 
     def __init__(self, name: str, config: dict[str, Any], base_dir: Path | None = None) -> None:
@@ -104,7 +76,7 @@ class LLMBlock(Block):
 
     def parse(self, text: str, row: Row | None = None) -> list[dict[str, str]]:
         prefix = self.prompt.prefix
-        if row is not None and "{" in prefix:  # a per-row lead, e.g. "{question_lead}" (sdg/facts.py)
+        if row is not None and "{" in prefix:  # a per-row lead, e.g. "{question_lead}" (sdg/fact_blocks.py)
             prefix = fill(prefix, {k: v for k, v in row.items() if not k.startswith("_")}, self.prompt.source)
         if self.prompt.mode == "completion" and prefix and not text.lstrip().lower().startswith(prefix.lower()):
             text = f"{prefix} {text.lstrip(' ')}"  # the prompt ended with the first tag; put it back
@@ -202,14 +174,15 @@ def _convert(value: Any, kind: str | None) -> Any:
     raise DataError(f"filter: convert must be int, float or str, not {kind!r}.")
 
 
+@register_block("filter")
 class FilterByValueBlock(Block):
     """Keep rows whose `column` (converted with `convert`) compares true to `value` with `operation`.
 
     A value that cannot be converted (the judge wrote prose instead of a number) drops the row; it is counted.
     """
 
-    kind = "filter"
     required = ("column", "value")
+    drops_rows = True
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
         column = self.config["column"]
@@ -243,30 +216,35 @@ class FilterByValueBlock(Block):
         return out
 
 
+def _column_map(block: Block, table: Table) -> dict[str, str]:
+    """The block's `columns: {source: destination}`, checked against the table."""
+    mapping: dict[str, str] = block.config["columns"]
+    table.require(*mapping, block=block.name)
+    return mapping
+
+
+@register_block("rename_columns")
 class RenameColumnsBlock(Block):
-    kind = "rename_columns"
     required = ("columns",)
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
-        mapping: dict[str, str] = self.config["columns"]
-        table.require(*mapping, block=self.name)
+        mapping = _column_map(self, table)
         return Table({mapping.get(k, k): v for k, v in row.items()} for row in table)
 
 
+@register_block("duplicate_columns")
 class DuplicateColumnsBlock(Block):
-    kind = "duplicate_columns"
     required = ("columns",)
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
-        mapping: dict[str, str] = self.config["columns"]
-        table.require(*mapping, block=self.name)
+        mapping = _column_map(self, table)
         return Table({**row, **{dst: row[src] for src, dst in mapping.items()}} for row in table)
 
 
+@register_block("combine_columns")
 class CombineColumnsBlock(Block):
     """`output` = the `columns` joined by `separator`, or `template` filled with the row (`{column}`)."""
 
-    kind = "combine_columns"
     required = ("output",)
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
@@ -284,8 +262,8 @@ class CombineColumnsBlock(Block):
         return Table(out)
 
 
+@register_block("drop_columns")
 class DropColumnsBlock(Block):
-    kind = "drop_columns"
     required = ("columns",)
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
@@ -293,8 +271,8 @@ class DropColumnsBlock(Block):
         return Table({k: v for k, v in row.items() if k not in drop} for row in table)
 
 
+@register_block("select_columns")
 class SelectColumnsBlock(Block):
-    kind = "select_columns"
     required = ("columns",)
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
@@ -303,10 +281,11 @@ class SelectColumnsBlock(Block):
         return Table({k: v for k, v in row.items() if k in keep or k.startswith("_")} for row in table)
 
 
+@register_block("sample")
 class SampleBlock(Block):
     """A reproducible random subset: `n` rows or a `fraction`; order is preserved."""
 
-    kind = "sample"
+    drops_rows = True
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
         n = self.config.get("n")
@@ -318,11 +297,11 @@ class SampleBlock(Block):
         return Table(table.rows[i] for i in picked)
 
 
+@register_block("flatten")
 class FlattenBlock(Block):
     """Melt `columns` into rows: one row per (column, value) with `var_name` = column name and `value_name` =
     its value; list values fan out into one row per element. Other columns are copied."""
 
-    kind = "flatten"
     required = ("columns", "value_name")
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
@@ -343,18 +322,3 @@ class FlattenBlock(Block):
                     out.append(new)
         return Table(out)
 
-
-# The knowledge-facts blocks live in their own module; imported here, after Block, to register them.
-from labrador.sdg.fact_blocks import (  # noqa: E402
-    FilterQuestionsBlock,
-    SeedFactQuestionsBlock,
-    SplitAnswersBlock,
-    SplitFactsBlock,
-)
-
-BLOCK_TYPES: dict[str, type[Block]] = {
-    cls.kind: cls
-    for cls in (LLMBlock, FilterByValueBlock, RenameColumnsBlock, DuplicateColumnsBlock, CombineColumnsBlock,
-                DropColumnsBlock, SelectColumnsBlock, SampleBlock, FlattenBlock, SplitFactsBlock,
-                SplitAnswersBlock, FilterQuestionsBlock, SeedFactQuestionsBlock)
-}

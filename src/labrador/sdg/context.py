@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from labrador.sdg.teacher import Teacher
 
@@ -33,8 +35,11 @@ class BlockStats:
         return dict(self.__dict__)
 
 
-@dataclass
-class GenerateOptions:
+class GenerateOptions(BaseModel):
+    """The generation settings, each default written here once (the CLI, config.yaml and a preset fill it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     scale_factor: int = 30
     max_num_tokens: int = 4096
     chunk_size: int = 500
@@ -65,8 +70,8 @@ def fit_to_context(options: GenerateOptions, context_length: int | None) -> Gene
     answer = min(options.max_num_tokens, context_length // 4)
     prompt = min(options.max_prompt_tokens, context_length - answer)
     chunk = min(options.chunk_size, prompt // 2)
-    return replace(options, max_prompt_tokens=prompt, chunk_size=chunk,
-                   chunk_overlap=min(options.chunk_overlap, chunk // 4))
+    return options.model_copy(update={"max_prompt_tokens": prompt, "chunk_size": chunk,
+                                      "chunk_overlap": min(options.chunk_overlap, chunk // 4)})
 
 
 ProgressHook = Callable[..., None]  # (stats, done, total, final=False)

@@ -1,16 +1,27 @@
 """Blocks of the knowledge-facts pipeline (`knowledge_facts.yaml`): facts of a document, the short answers
 they hold, checks of the questions the teacher writes for them, and the seed questions answered by their facts.
-The text rules live in `labrador.sdg.facts`; these blocks apply them to tables."""
+
+The text rules are English ones (`labrador.sdg.english`): each block says so (`language = "english"`) and a
+pipeline that names one must declare `language: english`, so a pipeline for another language cannot pick them
+up unawares."""
 
 from __future__ import annotations
 
-from labrador.sdg.blocks import Block, Row
 from labrador.sdg.context import LeafContext
-from labrador.sdg.table import Table
+from labrador.sdg.english import answer_spans, question_fits, seed_answer_span, seed_fact, split_facts
+from labrador.sdg.registry import Block, register_block
+from labrador.sdg.table import Row, Table
 
 
-class SplitFactsBlock(Block):
-    """One row per fact sentence of the `column` text (see `labrador.sdg.facts.split_facts`), into `output`.
+class EnglishBlock(Block):
+    """A block that applies the English rules of `labrador.sdg.english`."""
+
+    language = "english"
+
+
+@register_block("split_facts")
+class SplitFactsBlock(EnglishBlock):
+    """One row per fact sentence of the `column` text (see `labrador.sdg.english.split_facts`), into `output`.
 
     Facts repeated by overlapping chunks appear once. Each fact row is marked closed-book (`_closed_book`): its
     training record asks the question without the document, as users will. Every fact row gets the seed Q&A
@@ -18,11 +29,7 @@ class SplitFactsBlock(Block):
     chunks than seed examples shows the first ones only) and, in `_seed_pairs`, every seed pair of the leaf.
     """
 
-    kind = "split_facts"
-
     def apply(self, table: Table, ctx: LeafContext) -> Table:
-        from labrador.sdg.facts import split_facts
-
         column, output = self.config.get("column", "document"), self.config.get("output", "fact")
         table.require(column, block=self.name)
         pool: list[dict[str, str]] = []
@@ -43,8 +50,9 @@ class SplitFactsBlock(Block):
         return Table(out)
 
 
-class SplitAnswersBlock(Block):
-    """One row per (short answer, question lead) of each `fact` (see `labrador.sdg.facts.answer_spans`).
+@register_block("split_answers")
+class SplitAnswersBlock(EnglishBlock):
+    """One row per (short answer, question lead) of each `fact` (see `labrador.sdg.english.answer_spans`).
 
     Adds `answer_span`, `question_lead` and `answer_line` ("Answer: 212 metres\n", or "" for a fact that holds
     no name or number: it gets the open leads "What" and "Which"). The leaf's seed Q&A pairs become the
@@ -52,12 +60,9 @@ class SplitAnswersBlock(Block):
     not say); seeds with none are not shown.
     """
 
-    kind = "split_answers"
     OPEN_LEADS = ("What", "Which")
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
-        from labrador.sdg.facts import answer_spans, seed_answer_span
-
         fact, topic = self.config.get("fact", "fact"), self.config.get("topic", "document_outline")
         table.require(fact, block=self.name)
         out: list[Row] = []
@@ -72,19 +77,18 @@ class SplitAnswersBlock(Block):
         return Table(out)
 
 
-class FilterQuestionsBlock(Block):
+@register_block("filter_questions")
+class FilterQuestionsBlock(EnglishBlock):
     """Keep generated questions that are questions, share a content word with their `fact`, name nothing
     that the `source` text does not and do not contain their `answer` column, when the config names one (see
-    `labrador.sdg.facts.question_fits`). With `other_facts: true` a question that another fact of the leaf
+    `labrador.sdg.english.question_fits`). With `other_facts: true` a question that another fact of the leaf
     (a sentence of any row's `source`, or any row's `fact`) answers better is dropped too; `topic` names the
     column of words that every fact shares (the leaf's document outline) and that do not count. A seed's own
     question (`_seed_question`, placed by its answer) is kept as it is."""
 
-    kind = "filter_questions"
+    drops_rows = True
 
     def apply(self, table: Table, ctx: LeafContext) -> Table:
-        from labrador.sdg.facts import question_fits, split_facts
-
         question, fact = self.config.get("question", "question"), self.config.get("fact", "fact")
         source = self.config.get("source", "raw_document")
         table.require(question, fact, source, block=self.name)
@@ -100,9 +104,10 @@ class FilterQuestionsBlock(Block):
             facts, str(r.get(topic) or "")) is None)
 
 
-class SeedFactQuestionsBlock(Block):
+@register_block("seed_fact_questions")
+class SeedFactQuestionsBlock(EnglishBlock):
     """Add one row per seed Q&A pair of the leaf whose answer comes from one `fact`: the seed question, with
-    that fact as the row's `fact` (see `labrador.sdg.facts.seed_fact`).
+    that fact as the row's `fact` (see `labrador.sdg.english.seed_fact`).
 
     The contributor's questions are the best-formed questions there are, and their answers are often shorter
     than the sentence they come from ("Kelderwick was founded in 1742." where the sentence also names the
@@ -111,11 +116,7 @@ class SeedFactQuestionsBlock(Block):
     the generation's test-split decontamination (which holds the seeds) does not apply to them.
     """
 
-    kind = "seed_fact_questions"
-
     def apply(self, table: Table, ctx: LeafContext) -> Table:
-        from labrador.sdg.facts import seed_fact
-
         question, fact = self.config.get("question", "question"), self.config.get("fact", "fact")
         topic = self.config.get("topic", "document_outline")
         table.require(fact, block=self.name)

@@ -23,11 +23,10 @@ from labrador.llm.base import LLMClient
 from labrador.sdg.chunking import approx_tokens
 from labrador.sdg.context import GenerateOptions, LeafContext, fit_to_context
 from labrador.sdg.output import LeafResult, RunWriter
-from labrador.sdg.pipeline import Pipeline, load_pipeline_set
+from labrador.sdg.pipeline import LeafFlow, load_pipeline_set
 from labrador.sdg.progress import ProgressDisplay
 from labrador.sdg.quality import Decontaminator, guard_rows
 from labrador.sdg.seeds import chunk_documents, knowledge_table, skill_table, test_examples
-from labrador.sdg.table import Table
 from labrador.sdg.teacher import Teacher
 
 
@@ -78,7 +77,7 @@ def _empty_reason(stats: list[Any], dropped: dict[str, int]) -> str:
     return "the pipeline produced no rows"
 
 
-async def _run_leaf(leaf: Any, root: Path, pipelines: dict[str, Pipeline], teacher: Teacher,
+async def _run_leaf(leaf: Any, root: Path, pipelines: dict[str, LeafFlow], teacher: Teacher,
                     options: GenerateOptions, decontaminator: Decontaminator, display: ProgressDisplay,
                     count_tokens: Any) -> tuple[LeafResult, list[Any]]:
     result = LeafResult(leaf.rel_path, leaf.kind, tests=test_examples(leaf))
@@ -86,7 +85,8 @@ async def _run_leaf(leaf: Any, root: Path, pipelines: dict[str, Pipeline], teach
     started = time.perf_counter()
     try:
         if leaf.kind not in pipelines:
-            raise DataError(f"the pipeline set has no {leaf.kind}.yaml, so this leaf cannot be generated")
+            raise DataError(f"the pipeline set has no pipeline for {leaf.kind} leaves ({leaf.kind}.yaml), so this "
+                            "leaf cannot be generated")
         if leaf.kind == "knowledge":
             from labrador.taxonomy.documents import fetch_documents
 
@@ -95,24 +95,9 @@ async def _run_leaf(leaf: Any, root: Path, pipelines: dict[str, Pipeline], teach
             if not chunks:
                 raise DataError(f"{leaf.qna_path}: the leaf's documents hold no text to generate from")
             table = knowledge_table(leaf, chunks, options.scale_factor)
-            if "knowledge_aux" in pipelines:
-                aux_pipe = pipelines["knowledge_aux"]
-                ctx.pipeline = aux_pipe.name
-                aux = await aux_pipe.run(table.map(lambda r: {**r, "_num_samples": 1}), ctx)
-                result.aux_rows = [r for r in aux if str(r.get("summary", "")).strip()]
-                # Each summary is also a document to generate Q&A from; the user turn keeps the raw chunk.
-                table = table.concat(Table({**r, "document": r["summary"], "_num_samples": 1}
-                                           for r in result.aux_rows))
         else:
             table = skill_table(leaf, options.scale_factor)
-        facts = Table([])
-        if leaf.kind == "knowledge" and "knowledge_facts" in pipelines:
-            # Run on the chunks alone (not the summaries): a fact's answer must be the contributor's own words.
-            ctx.pipeline = pipelines["knowledge_facts"].name
-            facts = await pipelines["knowledge_facts"].run(table.filter(lambda r: "summary" not in r), ctx)
-        pipe = pipelines[leaf.kind]
-        ctx.pipeline = pipe.name
-        out = (await pipe.run(table, ctx)).concat(facts)
+        out, result.aux_rows = await pipelines[leaf.kind].run(table, ctx)
         max_answer = options.max_answer_tokens or options.max_num_tokens
         result.rows, result.dropped = guard_rows(out.rows, decontaminator, max_answer_tokens=max_answer,
                                                  threshold=options.dedup_threshold)

@@ -8,11 +8,17 @@
   than character shingles because generated questions are short and templated: "What's the capital of France?"
   and "What is the capital of France?" are the same (1.0), while "...synonyms for the word small" and "...for
   the word tiny" are different questions (0.67).
-- Decontamination: a question is dropped when the share of its word n-grams (n=5; the whole question when it is
-  shorter) that also occur in a test-split question is >= `decontam_threshold` (0.5). The test split holds the
-  human seed examples, so this also removes rows where a small teacher just echoed a seed. Rows marked
-  `_seed_question` (a seed's own question, answered by its document sentence: `seed_fact_questions`) are the
-  seed by definition and are not checked against it.
+- Seed echoes: a question is dropped when the share of its word n-grams (n=5; the whole question when it is
+  shorter) that also occur in a test-split question is >= `decontam_threshold` (0.5)
+  (`Decontaminator.contaminated`). The test split holds the human seed examples, so this removes rows where a
+  small teacher just echoed a seed. Rows marked `_seed_question` (a seed's own question, answered by its
+  document sentence: `seed_fact_questions`) are the seed by definition and are not checked against it.
+
+`Decontaminator` is the project's one n-gram decontaminator: generation asks it whether a generated question
+echoes a seed, data preparation (`labrador.prepare.decontam`) whether a training text contains a held-out
+question (`Decontaminator.match`). It lives here, at the lowest layer that uses it, because generation must
+drop seed echoes inside the duplicate guards (a dropped echo must not hide a later near-duplicate) and sdg
+does not import `labrador.prepare`.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from labrador.sdg.chunking import approx_tokens
@@ -61,12 +68,70 @@ def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
 
 
+_WORD = re.compile(r"[a-z0-9]+")
+_SEGMENT = re.compile(r"(?<=[?.!])\s+|\n+")
+
+
+def words(text: str) -> list[str]:
+    """The held-out test's tokens: lower-case runs of ASCII letters and digits."""
+    return _WORD.findall(text.lower())
+
+
+def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    if len(tokens) < n:
+        return {tuple(tokens)} if tokens else set()
+    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+
+
+@dataclass
+class Overlap:
+    heldout: str
+    text: str
+    reason: str
+
+
+@dataclass
+class DecontaminationReport:
+    checked_texts: int = 0
+    overlaps: list[Overlap] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.overlaps
+
+    def summary(self) -> str:
+        if self.clean:
+            return f"no held-out question overlaps the {self.checked_texts} training texts checked"
+        return f"{len(self.overlaps)} overlap(s) between held-out questions and {self.checked_texts} texts"
+
+
 class Decontaminator:
-    def __init__(self, test_questions: Iterable[str], n: int = 5, threshold: float = 0.5) -> None:
+    """Index some questions once, then test any number of texts against them, in one of two ways.
+
+    `contaminated(question)` (generation, against the seed questions): the share of the generated question's
+    word `n`-grams found among all indexed questions' n-grams is >= `threshold`.
+
+    `match(text)` (preparation, against held-out questions): the first indexed question that the text
+    contaminates, when either the text contains the whole normalised question (any length); or at least
+    `ratio` of the question's word trigrams, and at least `min_shared` of them, occur in one sentence of the
+    text (a near-paraphrase with the same wording); or the two share any run of `long_n` words (the GPT-3
+    style long n-gram test, for long questions). The `min_shared` floor keeps short questions from matching on
+    a topic phrase alone ("the town of Springfield" shares 2 of the 4 trigrams of "Who founded the town of
+    Springfield?"), so the check catches copies and light rewordings, not texts that merely share a topic.
+    """
+
+    def __init__(self, questions: Iterable[str], n: int = 5, threshold: float = 0.5, *, ratio: float = 0.5,
+                 long_n: int = 8, min_shared: int = 3) -> None:
+        questions = list(questions)
         self.n, self.threshold = n, threshold
         self.grams: set[tuple[str, ...]] = set()
-        for question in test_questions:
+        for question in questions:
             self.grams |= word_ngrams(question, n)
+        self.ratio, self.min_shared, self.long_n = ratio, min_shared, long_n
+        self.questions = [q for q in questions if words(q)]
+        self._tokens = [words(q) for q in self.questions]
+        self._tri = [ngrams(t, 3) for t in self._tokens]
+        self._long = [ngrams(t, long_n) if len(t) >= long_n else set() for t in self._tokens]
 
     def overlap(self, question: str) -> float:
         grams = word_ngrams(question, self.n)
@@ -74,6 +139,35 @@ class Decontaminator:
 
     def contaminated(self, question: str) -> bool:
         return self.overlap(question) >= self.threshold
+
+    def match(self, text: str) -> Overlap | None:
+        """The first indexed question that `text` contaminates, with the reason; None when clean."""
+        tokens = words(text)
+        if not tokens:
+            return None
+        joined = " " + " ".join(tokens) + " "
+        segments = [ngrams(seg, 3) for seg in (words(s) for s in _SEGMENT.split(text)) if seg]
+        text_long = ngrams(tokens, self.long_n)
+        for question, q_tokens, q_tri, q_long in zip(self.questions, self._tokens, self._tri, self._long,
+                                                     strict=True):
+            if " " + " ".join(q_tokens) + " " in joined:
+                return Overlap(question, text, "contains the whole question")
+            if q_long and q_long & text_long:
+                return Overlap(question, text, f"shares a {self.long_n}-word run")
+            for seg_tri in segments:  # sentence by sentence, so a question inside a long prompt is found
+                shared = len(q_tri & seg_tri)
+                if q_tri and shared / len(q_tri) >= self.ratio and shared >= min(self.min_shared, len(q_tri)):
+                    return Overlap(question, text, f"shares {shared}/{len(q_tri)} word trigrams")
+        return None
+
+    def check(self, texts: Iterable[str]) -> DecontaminationReport:
+        report = DecontaminationReport()
+        for text in texts:
+            report.checked_texts += 1
+            overlap = self.match(text)
+            if overlap is not None:
+                report.overlaps.append(overlap)
+        return report
 
 
 def answer_problem(question: str, answer: str, max_tokens: int,

@@ -1,4 +1,4 @@
-"""The HTTP layer: an OpenAI-compatible Starlette app over one in-process backend.
+"""The HTTP layer: an OpenAI-compatible Starlette app over one served model (`engine.ServedModel`).
 
 Routes: GET /health, GET /v1/models[/{id}], POST /v1/chat/completions, POST /v1/completions. Every route needs
 the API key when one is set (401). Bodies over the size limit get 413, undecodable JSON 400; errors use the
@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -23,21 +23,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from labrador.serve.protocol import GenerationRequest, RequestError, error_body, now, parse_request
+from labrador.serve.engine import ServedModel
+from labrador.serve.protocol import RequestError, error_body, now, parse_request
 
 log = logging.getLogger("labrador.serve")
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 _DRAIN_LIMIT = 64 * 1024 * 1024  # read and drop at most this much of a refused body, then drop the connection
-
-
-class Backend(Protocol):
-    model_id: str
-    context_size: int
-
-    async def complete(self, req: GenerationRequest, stop: threading.Event | None = None) -> dict[str, Any]: ...
-
-    def stream(self, req: GenerationRequest) -> AsyncIterator[dict[str, Any]]: ...
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
@@ -130,7 +122,7 @@ async def _events(first: dict[str, Any], rest: AsyncIterator[dict[str, Any]]) ->
     yield b"data: [DONE]\n\n"
 
 
-def create_app(backend: Backend, *, api_key: str | None = None,
+def create_app(backend: ServedModel, *, api_key: str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> ASGIApp:
     model_card = {"id": backend.model_id, "object": "model", "created": now(), "owned_by": "labrador",
                   "max_model_len": backend.context_size}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from labrador import paths
 from labrador.errors import LabradorError
+from labrador.files import atomic_write_json
 
 API_KEY_ENV = "LABRADOR_API_KEY"
 _children: dict[int, subprocess.Popen[bytes]] = {}  # servers this process started (so it can reap them)
@@ -53,10 +54,7 @@ def _record_path(record_id: str) -> Path:
 
 
 def _save(record: ProcessRecord) -> None:
-    path = _record_path(record.id)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=2), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(_record_path(record.id), asdict(record), indent=2)
 
 
 def _load(path: Path) -> ProcessRecord | None:
@@ -146,9 +144,10 @@ def start_server(model: str | None = None, *, host: str = "127.0.0.1", port: int
                  chat_template: str | None = None, backend_args: tuple[str, ...] = (),
                  timeout: float = 300.0) -> ProcessRecord:
     """Start `ilab model serve` detached; return once /health answers (LabradorError when it fails to start)."""
-    from labrador.serve.loading import resolve_served_model
+    from labrador.llm.factory import resolve
 
-    model_path, name = resolve_served_model(model)  # fail here, in one line, for a bad model
+    resolved = resolve(model)  # fail here, in one line, for a bad model
+    model_path, name = resolved.path, resolved.name
     directory = processes_dir()
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -239,9 +238,9 @@ def ensure_server(model: str | None = None, *, api_key: str | None = None, **opt
 
     `options` are start_server's keywords (host, port, backend, max_ctx_size, ...). Stop it with stop_server.
     """
-    from labrador.serve.loading import resolve_served_model
+    from labrador.llm.factory import resolve
 
-    model_path, _ = resolve_served_model(model)
+    model_path = resolve(model).path
     for record in list_processes():
         if record.kind == "serve" and record.model_path == str(model_path) and \
                 _health(record.health_url, api_key) == 200:

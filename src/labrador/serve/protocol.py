@@ -1,17 +1,30 @@
-"""OpenAI wire format: parse request bodies into `GenerationRequest`, build error objects.
+"""OpenAI wire format: request bodies validated with pydantic into `GenerationRequest`, response objects.
 
-Only the fields the backends honour are read; unknown fields are ignored (as OpenAI-compatible servers do),
-but a known field with a wrong type is a 400 that names the field.
+Only the fields the server honours are declared; unknown fields are ignored (as OpenAI-compatible servers do),
+but a known field with a wrong type or value is a 400 that names the field (`param`).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
-Message = dict[str, str]
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+from labrador.llm.base import Message
+
+Number = StrictFloat | StrictInt
+MAX_TOKENS = 1 << 20
 
 
 class RequestError(Exception):
@@ -34,8 +47,61 @@ def error_body(message: str, *, kind: str = "invalid_request_error", param: str 
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-@dataclass
-class GenerationRequest:
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: StrictStr
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: StrictStr | list[TextPart] | None = None
+
+    def plain(self) -> Message:
+        """{role, content} with text parts joined and the newer "developer" role read as "system"."""
+        content = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
+        return {"role": "system" if self.role == "developer" else self.role, "content": content}
+
+
+class _Body(BaseModel):
+    """The fields chat and completion requests share."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: Any = ""
+    temperature: Annotated[Number, Field(ge=0.0, le=2.0)] = 1.0
+    top_p: Annotated[Number, Field(ge=0.0, le=1.0)] = 1.0
+    n: Annotated[StrictInt, Field(ge=1, le=16)] = 1
+    stop: StrictStr | Annotated[list[StrictStr], Field(max_length=16)] | None = None
+    seed: Annotated[StrictInt, Field(ge=-(1 << 63), le=(1 << 64) - 1)] | None = None
+    stream: StrictBool = False
+    stream_options: Any = None
+    # llama.cpp sampling knobs beyond the OpenAI set
+    top_k: Annotated[Number, Field(ge=0, le=1000)] | None = None
+    min_p: Annotated[Number, Field(ge=0.0, le=1.0)] | None = None
+    repeat_penalty: Annotated[Number, Field(ge=0.0, le=10.0)] | None = None
+    presence_penalty: Annotated[Number, Field(ge=-2.0, le=2.0)] | None = None
+    frequency_penalty: Annotated[Number, Field(ge=-2.0, le=2.0)] | None = None
+
+
+class ChatBody(_Body):
+    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    max_tokens: Annotated[StrictInt, Field(ge=1, le=MAX_TOKENS)] | None = None
+    max_completion_tokens: Annotated[StrictInt, Field(ge=1, le=MAX_TOKENS)] | None = None
+
+
+class CompletionBody(_Body):
+    prompt: StrictStr | Annotated[list[StrictStr], Field(min_length=1, max_length=1)]
+    # 0 with echo scores a prompt without generating
+    max_tokens: Annotated[StrictInt, Field(ge=0, le=MAX_TOKENS)] | None = None
+    max_completion_tokens: Annotated[StrictInt, Field(ge=0, le=MAX_TOKENS)] | None = None
+    echo: StrictBool = False
+    logprobs: Annotated[StrictInt, Field(ge=0, le=5)] | None = None
+
+
+EXTRA_SAMPLING = ("top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty")
+
+
+class GenerationRequest(BaseModel):
     """One chat or completion request, normalised (exactly one of `messages` / `prompt` is set)."""
 
     messages: list[Message] | None = None
@@ -45,13 +111,56 @@ class GenerationRequest:
     temperature: float = 1.0
     top_p: float = 1.0
     n: int = 1
-    stop: list[str] = field(default_factory=list)
+    stop: list[str] = Field(default_factory=list)
     seed: int | None = None
     stream: bool = False
     include_usage: bool = False
-    extra: dict[str, float] = field(default_factory=dict)  # llama.cpp sampling fields beyond OpenAI's
+    extra: dict[str, float] = Field(default_factory=dict)  # llama.cpp sampling fields beyond OpenAI's
     echo: bool = False  # completions: return the prompt before the generated text
     logprobs: int | None = None  # completions: per-token log-probabilities with this many alternatives
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    """The request field a pydantic error location points at: `temperature`, `messages[0].role`."""
+    if len(loc) >= 3 and loc[0] == "messages" and isinstance(loc[1], int):
+        return f"messages[{loc[1]}].{loc[2]}"
+    return str(loc[0]) if loc else None
+
+
+def _validated(body: Any, chat: bool) -> ChatBody | CompletionBody:
+    if not isinstance(body, dict):
+        raise RequestError("The request body must be a JSON object.")
+    try:
+        return (ChatBody if chat else CompletionBody).model_validate(body)
+    except ValidationError as err:
+        first = err.errors()[0]
+        param = _param(tuple(first["loc"]))
+        raise RequestError(f"Invalid '{param}': {first['msg']}.", param=param) from None
+
+
+def parse_request(body: Any, *, chat: bool) -> GenerationRequest:
+    """Validate a decoded JSON body; RequestError (400) names the first bad field."""
+    parsed = _validated(body, chat)
+    if parsed.stream and parsed.n != 1:
+        raise RequestError("'n' must be 1 when streaming.", param="n")
+    logprobs = None if isinstance(parsed, ChatBody) else parsed.logprobs
+    if logprobs is not None and parsed.stream:
+        raise RequestError("'logprobs' is not supported when streaming.", param="logprobs")
+    extra = {name: getattr(parsed, name) for name in EXTRA_SAMPLING if getattr(parsed, name) is not None}
+    if "top_k" in extra:
+        extra["top_k"] = int(extra["top_k"])
+    options = parsed.stream_options
+    return GenerationRequest(
+        messages=[m.plain() for m in parsed.messages] if isinstance(parsed, ChatBody) else None,
+        prompt=None if isinstance(parsed, ChatBody) else
+        (parsed.prompt if isinstance(parsed.prompt, str) else parsed.prompt[0]),
+        model=parsed.model if isinstance(parsed.model, str) else "",
+        max_tokens=parsed.max_completion_tokens if parsed.max_completion_tokens is not None else parsed.max_tokens,
+        temperature=float(parsed.temperature), top_p=float(parsed.top_p), n=parsed.n,
+        stop=[parsed.stop] if isinstance(parsed.stop, str) else list(parsed.stop or []),
+        seed=parsed.seed, stream=parsed.stream,
+        include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
+        extra=extra, echo=isinstance(parsed, CompletionBody) and parsed.echo, logprobs=logprobs)
 
 
 def new_id(prefix: str) -> str:
@@ -60,137 +169,6 @@ def new_id(prefix: str) -> str:
 
 def now() -> int:
     return int(time.time())
-
-
-def _number(body: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
-    value = body.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RequestError(f"'{name}' must be a number, got {value!r}.", param=name)
-    if not low <= value <= high:
-        raise RequestError(f"'{name}' must be between {low} and {high}, got {value}.", param=name)
-    return float(value)
-
-
-def _integer(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestError(f"'{name}' must be an integer, got {value!r}.", param=name)
-    if not low <= value <= high:
-        raise RequestError(f"'{name}' must be between {low} and {high}, got {value}.", param=name)
-    return value
-
-
-# name -> (low, high): sampling knobs llama.cpp-style servers accept beyond the OpenAI set.
-EXTRA_SAMPLING: dict[str, tuple[float, float]] = {
-    "top_k": (0, 1000), "min_p": (0.0, 1.0), "repeat_penalty": (0.0, 10.0),
-    "presence_penalty": (-2.0, 2.0), "frequency_penalty": (-2.0, 2.0),
-}
-
-
-def _extra(body: dict[str, Any]) -> dict[str, float]:
-    extra = {name: _number(body, name, 0.0, low, high) for name, (low, high) in EXTRA_SAMPLING.items()
-             if body.get(name) is not None}
-    if "top_k" in extra:
-        extra["top_k"] = int(extra["top_k"])
-    return extra
-
-
-def _stop(body: dict[str, Any]) -> list[str]:
-    value = body.get("stop")
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(s, str) for s in value) and len(value) <= 16:
-        return list(value)
-    raise RequestError("'stop' must be a string or a list of at most 16 strings.", param="stop")
-
-
-def _content_text(content: Any, index: int) -> str:
-    """Message content is a string or a list of text parts (the newer OpenAI format)."""
-    if isinstance(content, str):
-        return content
-    if content is None:
-        return ""
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
-                raise RequestError(f"messages[{index}].content: only text parts are supported.",
-                                   param=f"messages[{index}].content")
-            parts.append(part["text"])
-        return "".join(parts)
-    raise RequestError(f"messages[{index}].content must be a string.", param=f"messages[{index}].content")
-
-
-def _messages(body: dict[str, Any]) -> list[Message]:
-    raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
-        raise RequestError("'messages' must be a non-empty list of {role, content} objects.", param="messages")
-    messages: list[Message] = []
-    for i, message in enumerate(raw):
-        if not isinstance(message, dict):
-            raise RequestError(f"messages[{i}] must be an object with 'role' and 'content'.", param="messages")
-        role = message.get("role")
-        if role not in ("system", "user", "assistant", "developer", "tool"):
-            raise RequestError(f"messages[{i}].role must be system, user or assistant, got {role!r}.",
-                               param=f"messages[{i}].role")
-        messages.append({"role": "system" if role == "developer" else role,
-                         "content": _content_text(message.get("content"), i)})
-    return messages
-
-
-def _prompt(body: dict[str, Any]) -> str:
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise RequestError("'prompt' must be a string (one prompt per request).", param="prompt")
-    return prompt
-
-
-def parse_request(body: Any, *, chat: bool) -> GenerationRequest:
-    """Validate a decoded JSON body; RequestError (400) names the first bad field."""
-    if not isinstance(body, dict):
-        raise RequestError("The request body must be a JSON object.")
-    least = 1 if chat else 0  # max_tokens 0 with echo scores a prompt without generating
-    max_tokens = _integer(body, "max_completion_tokens", least, 1 << 20)
-    if max_tokens is None:
-        max_tokens = _integer(body, "max_tokens", least, 1 << 20)
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise RequestError("'stream' must be true or false.", param="stream")
-    options = body.get("stream_options") or {}
-    n = _integer(body, "n", 1, 16) or 1
-    if stream and n != 1:
-        raise RequestError("'n' must be 1 when streaming.", param="n")
-    model = body.get("model", "")
-    echo = body.get("echo", False)
-    if not isinstance(echo, bool):
-        raise RequestError("'echo' must be true or false.", param="echo")
-    logprobs = None if chat else _integer(body, "logprobs", 0, 5)
-    if logprobs is not None and stream:
-        raise RequestError("'logprobs' is not supported when streaming.", param="logprobs")
-    return GenerationRequest(
-        messages=_messages(body) if chat else None,
-        prompt=None if chat else _prompt(body),
-        model=model if isinstance(model, str) else "",
-        max_tokens=max_tokens,
-        temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
-        top_p=_number(body, "top_p", 1.0, 0.0, 1.0),
-        n=n,
-        stop=_stop(body),
-        seed=_integer(body, "seed", -(1 << 63), (1 << 64) - 1),
-        stream=stream,
-        include_usage=bool(isinstance(options, dict) and options.get("include_usage")),
-        extra=_extra(body),
-        echo=echo and not chat,
-        logprobs=logprobs,
-    )
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -210,6 +188,18 @@ def response(req: GenerationRequest, model: str, texts: list[tuple[str, str]], p
                for i, (text, reason) in enumerate(texts)]
     return {"id": new_id("cmpl"), "object": "text_completion", "created": now(), "model": model,
             "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
+
+
+def logprobs_object(pieces: list[bytes], values: list[float | None],
+                    tops: list[dict[str, float] | None]) -> dict[str, Any]:
+    """The OpenAI `logprobs` object of a completion; `text_offset` counts characters of the returned text."""
+    joined = b"".join(pieces)
+    offsets, position = [], 0
+    for piece in pieces:
+        offsets.append(len(joined[:position].decode("utf-8", errors="ignore")))
+        position += len(piece)
+    return {"tokens": [p.decode("utf-8", errors="replace") for p in pieces], "token_logprobs": values,
+            "top_logprobs": tops, "text_offset": offsets}
 
 
 class ChunkMaker:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -20,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labrador.errors import LabradorError, ModelError
+from labrador.errors import LabradorError
+from labrador.files import atomic_write_json
 from labrador.serve.app import DEFAULT_MAX_BODY_BYTES, create_app
-from labrador.serve.loading import resolve_served_model
-
-BACKENDS = ("auto", "llama-cpp", "vllm", "transformers")
+from labrador.serve.engine import ServedModel
 
 
 @dataclass
@@ -54,39 +52,14 @@ class Ready:
     pid: int = field(default_factory=os.getpid)
 
 
-def choose_backend(path: Path, requested: str) -> str:
-    """GGUF file -> llama.cpp; HF directory -> vLLM when it and a GPU are present, else transformers."""
-    from labrador.serve.vllm import vllm_available
+def load_model(path: Path, name: str, kind: str, options: ServeOptions) -> ServedModel:
+    """The in-process client (llama-cpp or transformers) behind the routes."""
+    from labrador.llm import get_client
 
-    if path.is_file():
-        if requested in ("auto", "llama-cpp", "transformers"):
-            return "llama-cpp" if requested == "auto" else requested
-        raise ModelError(f"{path}: vLLM serves Hugging Face directories, not GGUF files; use --backend llama-cpp "
-                         "or convert the model with `ilab model convert`.")
-    if requested == "llama-cpp":
-        raise ModelError(f"{path}: llama.cpp needs a GGUF file; convert this directory first with "
-                         "`ilab model convert`, or use --backend transformers.")
-    if requested == "vllm":
-        import importlib.util
-
-        if importlib.util.find_spec("vllm") is None:
-            raise ModelError("--backend vllm needs the vllm package and a CUDA GPU (`pip install vllm`); without "
-                             "them use --backend transformers (CPU) or convert the model to GGUF.")
-        return "vllm"
-    return "vllm" if requested == "auto" and vllm_available() else "transformers"
-
-
-def load_backend(path: Path, name: str, kind: str, options: ServeOptions) -> Any:
-    template = options.chat_template.read_text(encoding="utf-8") if options.chat_template else None
-    if kind == "llama-cpp":
-        from labrador.serve.llama_backend import LlamaCppBackend
-
-        return LlamaCppBackend(path, model_id=name, n_ctx=options.max_ctx_size, n_threads=options.threads,
-                               chat_template=template)
-    from labrador.serve.hf_backend import TransformersBackend
-
-    return TransformersBackend(path, model_id=name, n_ctx=options.max_ctx_size, n_threads=options.threads,
-                               chat_template=template)
+    client = get_client(str(path), backend=kind, model_name=name, n_ctx=options.max_ctx_size,
+                        n_threads=options.threads,
+                        chat_template=str(options.chat_template) if options.chat_template else None)
+    return ServedModel(client, name)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -114,9 +87,7 @@ def base_url(host: str, port: int) -> str:
 
 
 def _write_ready(path: Path, ready: Ready) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(ready.__dict__), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_json(path, ready.__dict__)
 
 
 def _uvicorn_server(app: Any) -> Any:
@@ -137,7 +108,7 @@ def _uvicorn_server(app: Any) -> Any:
     return Server(config)
 
 
-async def _serve(server: Any, sock: socket.socket, backend: Any, on_ready: Callable[[], None]) -> None:
+async def _serve(server: Any, sock: socket.socket, backend: ServedModel, on_ready: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -160,15 +131,18 @@ async def _serve(server: Any, sock: socket.socket, backend: Any, on_ready: Calla
 
 def run_server(options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
     """Load the model, serve it until SIGINT/SIGTERM; returns the exit status (0 on a clean stop)."""
-    path, name = resolve_served_model(options.model)
-    kind = choose_backend(path, options.backend)
+    from labrador.llm.factory import choose_backend, resolve
+
+    resolved = resolve(options.model)
+    path, name = resolved.path, resolved.name
+    kind = choose_backend(resolved.format, path, options.backend)
     if kind == "vllm":
         return _run_vllm(path, name, options, on_ready)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     sock = bind_socket(options.host, options.port)  # before loading: a busy port fails at once
     try:
-        backend = load_backend(path, name, kind, options)
+        backend = load_model(path, name, kind, options)
     except BaseException:
         sock.close()
         raise
@@ -190,7 +164,7 @@ def run_server(options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
 
 
 def _run_vllm(path: Path, name: str, options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
-    from labrador.serve.vllm import build_vllm_command, run_vllm
+    from labrador.llm.vllm import build_vllm_command, run_vllm
 
     port = options.port
     if port == 0:  # vLLM cannot report a kernel-chosen port: pick a free one now (tiny race, documented)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from labrador import paths
 from labrador.errors import TaxonomyError
+from labrador.files import atomic_write_text
 from labrador.taxonomy.gitutil import ALLOWED_PROTOCOLS, last_line, run_git
 from labrador.taxonomy.models import Document, Leaf
 
@@ -80,9 +81,7 @@ def checkout(repo: str, commit: str, *, timeout: float = 600) -> Path:
             if not final.is_dir():
                 raise
             shutil.rmtree(tmp)  # another process finished the same checkout first; keep its copy
-        meta_tmp = meta.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
-        meta_tmp.write_text(json.dumps({"repo": repo, "commit": commit, "sha": sha}) + "\n", encoding="utf-8")
-        os.replace(meta_tmp, meta)
+        atomic_write_text(meta, json.dumps({"repo": repo, "commit": commit, "sha": sha}) + "\n")
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -157,6 +157,9 @@ def parse_yaml(text: str) -> Parsed:
         if err.context and err.context_mark and mark and err.context_mark.line != mark.line:
             context = f" ({err.context} that starts on line {err.context_mark.line + 1})"
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        if "maximum nesting depth" in problem:  # PyYAML >= 6.0.3 has its own limit, below MAX_DEPTH
+            raise YamlProblem("The file is nested too deeply to read; flatten the lists and keys.", line, col) \
+                from None
         if err.context == "expected a single document in the stream":
             raise YamlProblem("The file holds a second YAML document (starting at this '---'); a taxonomy file is "
                               "one document, so remove the '---' line and merge or delete what follows.",

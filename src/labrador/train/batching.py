@@ -64,7 +64,6 @@ class MicroBatch:
     keep: Any  # LongTensor [K]: positions whose logits are computed (those with a target)
     attention_mask: Any | None  # 4D block-diagonal mask, only for transformers without packed-sequence support
     num_samples: int
-    num_tokens: int
     anchor: Any | None = None  # BoolTensor [K]: kept positions that belong to anchor samples (None: none do)
     anchor_batch: MicroBatch | None = None  # the anchor samples alone, in order, for the reference model
 
@@ -106,7 +105,6 @@ def collate(data: ProcessedData, indices: list[int], device: Any = "cpu") -> Mic
         keep=torch.from_numpy(keep.astype(np.int64)).to(device),
         attention_mask=mask,
         num_samples=len(indices),
-        num_tokens=len(ids),
         anchor=anchor,
         anchor_batch=anchor_batch,
     )

@@ -12,8 +12,8 @@ to stop mid-sentence.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import numpy as np
 
 from labrador import paths
 from labrador.errors import DataError
+from labrador.files import atomic_write_bytes, iter_objects
 
 IGNORE = -100
 ROLES = ("system", "user", "assistant")
@@ -83,17 +84,8 @@ def read_conversations(path: Path) -> list[Conversation]:
     """Validate and read a messages JSONL file; DataError naming file and line for anything malformed."""
     if not path.is_file():
         raise DataError(f"Training data file {path} does not exist; run `ilab data generate` or pass --data-path.")
-    conversations: list[Conversation] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}); each line "
-                                "must be one JSON object with a 'messages' list.") from None
-            conversations.append(_parse_record(record, path, number))
+    conversations = [_parse_record(record, path, number)
+                     for number, record in iter_objects(path, "one JSON object with a 'messages' list")]
     if not conversations:
         raise DataError(f"{path} is empty: it holds no conversations. Generate data with `ilab data generate` "
                         "or point --data-path at a non-empty messages JSONL file.")
@@ -230,14 +222,12 @@ def process_file(path: Path, tokenizer: Any, max_seq_len: int, use_cache: bool =
 
 
 def _write_cache(target: Path, data: ProcessedData) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     meta = json.dumps({"dropped_too_long": data.dropped_too_long, "dropped_no_loss": data.dropped_no_loss})
-    with tmp.open("wb") as handle:
-        anchors = data.anchors if data.anchors is not None else np.zeros(len(data), dtype=bool)
-        np.savez(handle, input_ids=data.input_ids, labels=data.labels, offsets=data.offsets, anchors=anchors,
-                 meta=np.array(meta))
-    tmp.replace(target)
+    anchors = data.anchors if data.anchors is not None else np.zeros(len(data), dtype=bool)
+    archive = io.BytesIO()
+    np.savez(archive, input_ids=data.input_ids, labels=data.labels, offsets=data.offsets, anchors=anchors,
+             meta=np.array(meta))
+    atomic_write_bytes(target, archive.getvalue())
 
 
 def process_files(files: list[Path], tokenizer: Any, max_seq_len: int, use_cache: bool = True) -> ProcessedData:

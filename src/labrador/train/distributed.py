@@ -78,10 +78,6 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
-def broadcast_flag(flag: bool, env: DistEnv) -> bool:
-    return all_reduce_sum(1.0 if flag else 0.0, env) > 0
-
-
 def wrap(model: Any, env: DistEnv, strategy: str) -> Any:
     """DDP on CPU and for small models; FSDP (full sharding, one unit per decoder layer) on GPUs when asked."""
     if not env.distributed:

@@ -97,96 +97,115 @@ def held_out_loss(model: Any, data: ProcessedData, opts: TrainOptions, env: Dist
 def train_phase(model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions, env: DistEnv,
                 metrics: MetricsLog, resume: bool, step_budget: int | None) -> PhaseResult:
     """Train one phase; returns its checkpoints and the best one. Stops early after `step_budget` steps."""
-    import torch
-
-    data = spec.data
-    lengths = data.lengths()
-    loss_tokens = data.loss_tokens()
-    steps_per_epoch = math.ceil(len(data) / spec.effective_batch_size)
-    total_steps = steps_per_epoch * spec.num_epochs
-    optimizer = make_optimizer(model, opts, spec.learning_rate)
-    scheduler = make_scheduler(optimizer, opts, total_steps)
-    state_dir = spec.out_dir / "full_state"
-    result = PhaseResult()
-    epoch = step_in_epoch = samples_seen = 0
-    if resume and checkpoint.load_progress(state_dir) is not None:
-        progress = checkpoint.load_full_state(state_dir, model, optimizer, scheduler, env.rank, env.world_size)
-        epoch, step_in_epoch = progress["epoch"], progress["step_in_epoch"]
-        samples_seen, result.global_step = progress["samples_seen"], progress["global_step"]
-        result.checkpoints, result.best = progress["checkpoints"], progress["best"]
-        metrics.drop_after(spec.name, result.global_step)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    bar = Progress(total_steps, spec.name, env.is_main, completed=result.global_step)
+    phase = _PhaseRun(model, tokenizer, spec, opts, env, metrics, resume)
     steps_this_run = 0
-
-    def save(reason: str) -> None:
-        progress = {"epoch": epoch, "step_in_epoch": step_in_epoch, "samples_seen": samples_seen,
-                    "global_step": result.global_step, "checkpoints": result.checkpoints, "best": result.best,
-                    "reason": reason}
-        checkpoint.save_full_state(state_dir, model, optimizer, scheduler, progress, env.rank, env.world_size)
-
-    def save_hf_and_score() -> None:
-        target = spec.out_dir / "hf_format" / f"samples_{samples_seen}"
-        checkpoint.save_hf(model, tokenizer, target, env.is_main)
-        record: dict[str, Any] = {"path": str(target), "step": result.global_step, "samples": samples_seen,
-                                  "epoch": epoch}
-        if spec.held_out is not None:
-            record["held_out_loss"] = held_out_loss(model, spec.held_out, opts, env)
-            metrics.write({"phase": spec.name, "step": result.global_step, "held_out_loss":
-                           record["held_out_loss"], "checkpoint": str(target)})
-        result.checkpoints.append(record)
-        result.best = _best(result.checkpoints)
-        _prune(result.checkpoints, result.best, env.is_main)
-
-    if spec.held_out is not None and result.global_step == 0 and not result.checkpoints:
-        result.initial_held_out_loss = held_out_loss(model, spec.held_out, opts, env)
-        metrics.write({"phase": spec.name, "step": 0, "held_out_loss": result.initial_held_out_loss})
-    model.train()
     try:
-        while epoch < spec.num_epochs:
-            batches = batching.global_batches(batching.epoch_order(len(data), opts.seed, epoch),
+        while phase.epoch < spec.num_epochs:
+            batches = batching.global_batches(batching.epoch_order(len(spec.data), opts.seed, phase.epoch),
                                               spec.effective_batch_size)
-            while step_in_epoch < len(batches):
+            while phase.step_in_epoch < len(batches):
                 if step_budget is not None and steps_this_run >= step_budget:
-                    save("max-steps")
-                    return result
-                started = time.perf_counter()
-                batch = batches[step_in_epoch]
-                step_loss = _optimizer_step(model, data, batch, lengths, loss_tokens, opts, env, parameters,
-                                            spec.reference)
-                grad_norm = torch.nn.utils.clip_grad_norm_(parameters, opts.max_grad_norm) \
-                    if not hasattr(model, "clip_grad_norm_") else model.clip_grad_norm_(opts.max_grad_norm)
-                lr = scheduler.get_last_lr()[0]
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                elapsed = time.perf_counter() - started
-                previous_samples = samples_seen
-                samples_seen += len(batch)
-                step_in_epoch += 1
-                result.global_step += 1
+                    phase.save("max-steps")
+                    return phase.result
+                crossed = phase.step(batches[phase.step_in_epoch])
                 steps_this_run += 1
-                tokens = int(sum(int(lengths[i]) for i in batch))
-                metrics.write({"phase": spec.name, "step": result.global_step, "epoch": epoch,
-                               "samples": samples_seen, "loss": step_loss, "lr": lr,
-                               "grad_norm": float(grad_norm), "tokens": tokens,
-                               "tokens_per_s": tokens / elapsed, "samples_per_s": len(batch) / elapsed,
-                               "memory_mb": memory_mb(env.device)})
-                bar.update(result.global_step, step_loss, tokens / elapsed)
-                epoch_done = step_in_epoch == len(batches)
-                crossed = opts.save_samples > 0 and \
-                    samples_seen // opts.save_samples > previous_samples // opts.save_samples
+                epoch_done = phase.step_in_epoch == len(batches)
                 if epoch_done:
-                    epoch, step_in_epoch = epoch + 1, 0
+                    phase.epoch, phase.step_in_epoch = phase.epoch + 1, 0
                 if crossed or epoch_done:
-                    save_hf_and_score()
-                    save("checkpoint")
+                    phase.save_hf_and_score()
+                    phase.save("checkpoint")
                 if epoch_done:
                     break
-        result.finished = True
-        return result
+        phase.result.finished = True
+        return phase.result
     finally:
-        bar.close()
+        phase.bar.close()
+
+
+class _PhaseRun:
+    """One phase's training state: optimizer, schedule, counters; built fresh or resumed from full_state/."""
+
+    def __init__(self, model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions, env: DistEnv,
+                 metrics: MetricsLog, resume: bool) -> None:
+        self.model, self.tokenizer, self.spec, self.opts, self.env, self.metrics = (
+            model, tokenizer, spec, opts, env, metrics)
+        self.lengths = spec.data.lengths()
+        self.loss_tokens = spec.data.loss_tokens()
+        total_steps = math.ceil(len(spec.data) / spec.effective_batch_size) * spec.num_epochs
+        self.optimizer = make_optimizer(model, opts, spec.learning_rate)
+        self.scheduler = make_scheduler(self.optimizer, opts, total_steps)
+        self.state_dir = spec.out_dir / "full_state"
+        self.result = PhaseResult()
+        self.epoch = self.step_in_epoch = self.samples_seen = 0
+        if resume and checkpoint.load_progress(self.state_dir) is not None:
+            self._resume()
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self.bar = Progress(total_steps, spec.name, env.is_main, completed=self.result.global_step)
+        if spec.held_out is not None and self.result.global_step == 0 and not self.result.checkpoints:
+            self.result.initial_held_out_loss = held_out_loss(model, spec.held_out, opts, env)
+            metrics.write({"phase": spec.name, "step": 0, "held_out_loss": self.result.initial_held_out_loss})
+        model.train()
+
+    def _resume(self) -> None:
+        progress = checkpoint.load_full_state(self.state_dir, self.model, self.optimizer, self.scheduler,
+                                              self.env.rank, self.env.world_size)
+        self.epoch, self.step_in_epoch = progress["epoch"], progress["step_in_epoch"]
+        self.samples_seen, self.result.global_step = progress["samples_seen"], progress["global_step"]
+        self.result.checkpoints, self.result.best = progress["checkpoints"], progress["best"]
+        self.metrics.drop_after(self.spec.name, self.result.global_step)
+
+    def step(self, batch: list[int]) -> bool:
+        """One optimizer step over a global batch, logged; True when it crossed a `save_samples` boundary."""
+        import torch
+
+        model, opts = self.model, self.opts
+        started = time.perf_counter()
+        step_loss = _optimizer_step(model, self.spec.data, batch, self.lengths, self.loss_tokens, opts, self.env,
+                                    self.parameters, self.spec.reference)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters, opts.max_grad_norm) \
+            if not hasattr(model, "clip_grad_norm_") else model.clip_grad_norm_(opts.max_grad_norm)
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        elapsed = time.perf_counter() - started
+        previous_samples = self.samples_seen
+        self.samples_seen += len(batch)
+        self.step_in_epoch += 1
+        self.result.global_step += 1
+        tokens = int(sum(int(self.lengths[i]) for i in batch))
+        self.metrics.write({"phase": self.spec.name, "step": self.result.global_step, "epoch": self.epoch,
+                            "samples": self.samples_seen, "loss": step_loss, "lr": lr,
+                            "grad_norm": float(grad_norm), "tokens": tokens,
+                            "tokens_per_s": tokens / elapsed, "samples_per_s": len(batch) / elapsed,
+                            "memory_mb": memory_mb(self.env.device)})
+        self.bar.update(self.result.global_step, step_loss, tokens / elapsed)
+        every = opts.save_samples
+        return every > 0 and self.samples_seen // every > previous_samples // every
+
+    def save(self, reason: str) -> None:
+        """The resume state (model, optimizer, schedule, counters) under full_state/."""
+        progress = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "samples_seen": self.samples_seen,
+                    "global_step": self.result.global_step, "checkpoints": self.result.checkpoints,
+                    "best": self.result.best, "reason": reason}
+        checkpoint.save_full_state(self.state_dir, self.model, self.optimizer, self.scheduler, progress,
+                                   self.env.rank, self.env.world_size)
+
+    def save_hf_and_score(self) -> None:
+        """A standalone HF checkpoint, scored on the held-out set; the best and newest are kept on disk."""
+        spec, result = self.spec, self.result
+        target = spec.out_dir / "hf_format" / f"samples_{self.samples_seen}"
+        checkpoint.save_hf(self.model, self.tokenizer, target, self.env.is_main)
+        record: dict[str, Any] = {"path": str(target), "step": result.global_step, "samples": self.samples_seen,
+                                  "epoch": self.epoch}
+        if spec.held_out is not None:
+            record["held_out_loss"] = held_out_loss(self.model, spec.held_out, self.opts, self.env)
+            self.metrics.write({"phase": spec.name, "step": result.global_step, "held_out_loss":
+                                record["held_out_loss"], "checkpoint": str(target)})
+        result.checkpoints.append(record)
+        result.best = _best(result.checkpoints)
+        _prune(result.checkpoints, result.best, self.env.is_main)
 
 
 def _optimizer_step(model: Any, data: ProcessedData, batch: list[int], lengths: Any, loss_tokens: Any,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from labrador.files import atomic_write_bytes, atomic_write_text
 
 
 def memory_mb(device: Any) -> float:
@@ -47,9 +50,7 @@ class MetricsLog:
         if not self.enabled or not self.path.is_file():
             return
         kept = [r for r in read_metrics(self.path) if r.get("phase") != phase or r.get("step", 0) <= step]
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-        tmp.replace(self.path)
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -82,10 +83,10 @@ def plot_loss(metrics_path: Path, target: Path) -> Path | None:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    tmp = target.with_name(target.stem + ".tmp.png")
-    figure.savefig(tmp, dpi=100)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=100)
     plt.close(figure)
-    tmp.replace(target)
+    atomic_write_bytes(target, png.getvalue())
     return target
 
 

@@ -1,21 +1,27 @@
-"""Every training setting in one dataclass: the CLI fills it, config.yaml of a run records it, resume reads it."""
+"""Every training setting in one pydantic model, each default written here once: the CLI, config.yaml and a
+preset fill it, the config.yaml of a run records it, resume reads it, and a pipeline stamp hashes it."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from labrador.errors import LabradorError
+from labrador.models.embedded import EMBEDDED_MODEL_NAME
 
 PIPELINES = ("simple", "full", "accelerated")
 STRATEGIES = ("single", "lab-multiphase")
 SCHEDULES = ("cosine", "linear", "constant")
 DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
+# Where a run reads and writes and whether it continues: they never change what it computes.
+RUN_LOCAL = frozenset({"data_path", "ckpt_output_dir", "resume"})
 
 
-@dataclass
-class TrainOptions:
-    model_path: str = "smollm2-135m-instruct"
+class TrainOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: str = EMBEDDED_MODEL_NAME
     data_path: str = ""
     ckpt_output_dir: str = ""
     pipeline: str = "simple"
@@ -32,7 +38,7 @@ class TrainOptions:
     lora_rank: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.05
-    lora_target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
+    lora_target_modules: list[str] = Field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
     lora_quantize: int | None = None
     save_samples: int = 0  # 0: checkpoints only at epoch ends
     resume: bool = False
@@ -59,7 +65,7 @@ class TrainOptions:
     def lora(self) -> bool:
         return self.pipeline == "simple" and self.lora_rank > 0
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # type: ignore[override]  # pydantic's deprecated classmethod of that name
         problems = []
         if self.pipeline not in PIPELINES:
             problems.append(f"--pipeline must be one of {', '.join(PIPELINES)}")
@@ -86,9 +92,14 @@ class TrainOptions:
             raise LabradorError("Invalid training options: " + "; ".join(problems) + ".")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump()
+
+    def result_settings(self) -> dict[str, Any]:
+        """Every field that can change what training computes (all but the `RUN_LOCAL` ones): what a
+        pipeline stamp hashes, so that no such setting can be left out of it."""
+        return self.model_dump(exclude=set(RUN_LOCAL))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainOptions:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        """Options recorded by an older or newer labrador: keys this version does not know are ignored."""
+        return cls(**{k: v for k, v in raw.items() if k in cls.model_fields})

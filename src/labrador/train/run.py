@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from labrador.errors import LabradorError, ModelError
+from labrador.files import atomic_write_json, atomic_write_text
 from labrador.train import batching, checkpoint, distributed, loop, student
 from labrador.train import data as data_mod
 from labrador.train.metrics import MetricsLog, plot_loss
@@ -91,9 +92,7 @@ def _load_journal(path: Path) -> dict[str, Any] | None:
 
 def _write_journal(path: Path, journal: dict[str, Any], env: distributed.DistEnv) -> None:
     if env.is_main:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(journal, indent=1))
-        tmp.replace(path)
+        atomic_write_json(path, journal, indent=1)
 
 
 def _write_config(run_dir: Path, opts: TrainOptions, extra: dict[str, Any]) -> None:
@@ -103,9 +102,7 @@ def _write_config(run_dir: Path, opts: TrainOptions, extra: dict[str, Any]) -> N
 
     record = {"options": opts.to_dict(), **extra,
               "versions": {"torch": str(torch.__version__), "transformers": str(transformers.__version__)}}
-    tmp = run_dir / "config.yaml.tmp"
-    tmp.write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")
-    tmp.replace(run_dir / "config.yaml")
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(record, sort_keys=False))
 
 
 def build_model(source: student.Student, opts: TrainOptions, env: distributed.DistEnv) -> Any:
@@ -202,14 +199,8 @@ def _run(opts: TrainOptions, source: student.Student, env: distributed.DistEnv) 
     hf_logging.disable_progress_bar()  # our own progress display is enough
     run_dir = Path(opts.ckpt_output_dir).expanduser().resolve()
     journal_path = run_dir / "run_state.json"
-    journal = _load_journal(journal_path) if opts.resume else None
-    if journal is None and env.is_main and journal_path.exists():
-        raise LabradorError(f"{run_dir} already holds a training run; pass --resume to continue it or choose "
-                            "another --ckpt-output-dir.")
     plans = plan_phases(opts)
-    if journal is None:
-        journal = {"strategy": opts.strategy, "model": str(source.path),
-                   "phases": {p.name: {"status": "pending"} for p in plans}}
+    journal = _open_journal(journal_path, opts, source, plans, env)
     if env.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         student.hf_dir_for(source)  # a GGUF is dequantized once, by rank 0, before the others read the copy
@@ -231,27 +222,45 @@ def _run(opts: TrainOptions, source: student.Student, env: distributed.DistEnv) 
                      held_out=len(held_out) if held_out else 0, dropped_too_long=train.dropped_too_long,
                      dropped_no_loss=train.dropped_no_loss, start_from=str(current.path))
         _write_journal(journal_path, journal, env)
-        model = build_model(current, opts, env)
         spec = loop.PhaseSpec(plan.name, train, held_out, plan.num_epochs, plan.learning_rate,
-                              plan.effective_batch_size, run_dir / plan.name if len(plans) > 1 else run_dir,
-                              anchor_reference(model, current, opts, env) if train.anchors is not None else None)
-        result = loop.train_phase(model, tokenizer, spec, opts, env, metrics, opts.resume, budget)
+                              plan.effective_batch_size, run_dir / plan.name if len(plans) > 1 else run_dir)
+        result = _train_phase(current, tokenizer, spec, opts, env, metrics, budget)
         state.update(checkpoints=result.checkpoints, best=result.best, steps=result.global_step)
         if result.initial_held_out_loss is not None:
             state["initial_held_out_loss"] = result.initial_held_out_loss
-        if not result.finished:
-            state["status"] = "stopped"
-            _write_journal(journal_path, journal, env)
-            break
-        state["status"] = "done"
+        state["status"] = "done" if result.finished else "stopped"
         _write_journal(journal_path, journal, env)
+        if not result.finished:
+            break
         if budget is not None:
             budget -= result.global_step
         current = student.Student(Path(result.best["path"]), "hf", plan.name)
-        del model
     if env.is_main:
         plot_loss(run_dir / "metrics.jsonl", run_dir / "loss.png")
     return journal
+
+
+def _open_journal(path: Path, opts: TrainOptions, source: student.Student, plans: list[PhasePlan],
+                  env: distributed.DistEnv) -> dict[str, Any]:
+    """The run's phase journal: read back with --resume, else a new one (refusing to overwrite a run)."""
+    journal = _load_journal(path) if opts.resume else None
+    if journal is None and env.is_main and path.exists():
+        raise LabradorError(f"{path.parent} already holds a training run; pass --resume to continue it or choose "
+                            "another --ckpt-output-dir.")
+    if journal is None:
+        journal = {"strategy": opts.strategy, "model": str(source.path),
+                   "phases": {p.name: {"status": "pending"} for p in plans}}
+    return journal
+
+
+def _train_phase(start: student.Student, tokenizer: Any, spec: loop.PhaseSpec, opts: TrainOptions,
+                 env: distributed.DistEnv, metrics: MetricsLog, budget: int | None) -> loop.PhaseResult:
+    """Build the phase's model from its starting checkpoint (plus the anchor reference) and train it; the
+    model is freed when this returns, before the next phase loads its own."""
+    model = build_model(start, opts, env)
+    if spec.data.anchors is not None:
+        spec.reference = anchor_reference(model, start, opts, env)
+    return loop.train_phase(model, tokenizer, spec, opts, env, metrics, opts.resume, budget)
 
 
 def _phase_data(opts: TrainOptions, plan: PhasePlan, tokenizer: Any, env: distributed.DistEnv) -> tuple[Any, Any]:

@@ -8,13 +8,13 @@ runs load the safetensors copy in about a second.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labrador import paths
 from labrador.errors import ModelError
+from labrador.files import atomic_write_text
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
 
@@ -28,9 +28,10 @@ class Student:
 
 def resolve_student(name_or_path: str | Path | None) -> Student:
     """Resolve and check a student model without importing torch (errors come fast)."""
+    from labrador.config import load_config
     from labrador.models.resolve import resolve_model
 
-    resolved = resolve_model(name_or_path)
+    resolved = resolve_model(name_or_path, load_config().models.models_dir)
     if resolved.format == "hf":
         check_hf_dir(resolved.path)
     return Student(resolved.path, resolved.format, resolved.name)
@@ -67,10 +68,7 @@ def _content_key(path: Path, memo_dir: Path) -> str:
         pass
     with path.open("rb") as handle:
         key = hashlib.file_digest(handle, "sha256").hexdigest()[:16]
-    memo_dir.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-    tmp.write_text(key, encoding="utf-8")
-    tmp.replace(memo)
+    atomic_write_text(memo, key)
     return key
 
 

@@ -1,4 +1,6 @@
-"""Facts of a knowledge document: its sentences, made self-contained, and checks that text is grounded in it.
+"""English text rules: the sentences of a document made self-contained, the names and numbers they hold, and
+checks that text is grounded in a document. Tuned on English prose (capitalised names, English stop words,
+pronouns and question leads); a pipeline for another language names its own blocks and rules.
 
 Used by the knowledge *facts* pipeline (`knowledge_facts.yaml`): the teacher writes questions for each fact,
 and the fact sentence itself is the answer. A small teacher writes a passable question far more often than a

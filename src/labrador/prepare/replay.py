@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labrador.errors import DataError
-from labrador.pipeline.decontam import Decontaminator
+from labrador.sdg.quality import Decontaminator
 
 BUNDLED = "general_prompts.yaml"
 
@@ -67,3 +67,4 @@ def replay_rows(client: Any, prompts: list[str], system: str | None, max_tokens:
                      "messages": [*head, {"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
                      "metadata": {"dataset": "self_replay", "leaf_kind": "replay"}})
     return rows
+

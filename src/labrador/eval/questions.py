@@ -1,13 +1,13 @@
-"""Question files for before/after checks: held-out questions about new knowledge, and a general check.
+"""Question files of the key-facts benchmark: held-out questions about new knowledge, or a general check.
 
 Format (YAML):
 
     version: 1
-    leaf: knowledge/geography/towns/kelderwick   # optional: the leaf the questions are about
+    leaf: knowledge/science/chemistry/elements   # optional: the leaf the questions are about
     questions:
-      - question: Who founded the town of Kelderwick?
-        answer: Aldous Penhallow founded it in 1742.   # optional reference, shown to the judge
-        key_facts: [Penhallow]                         # every entry must appear; a list = accepted spellings
+      - question: Who discovered oxygen?
+        answer: Carl Wilhelm Scheele and Joseph Priestley.   # optional reference, shown to the judge
+        key_facts: [[Scheele, Priestley]]                    # every entry must appear; a list = accepted spellings
 
 An answer counts as correct when it contains every key fact (`labrador.eval.keyfacts`).
 """
@@ -45,6 +45,14 @@ def _fact(value: Any, where: str) -> str | list[str]:
                     f"not {value!r}.")
 
 
+def _yaml_problem(err: Exception) -> str:
+    """PyYAML's message on one line: where and what (its own text spans several lines with a code excerpt)."""
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    if mark is None or problem is None:
+        return " ".join(str(err).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
 def load_question_set(path: Path) -> QuestionSet:
     """Read and check a question file; DataError naming the file and the question number when wrong."""
     import yaml
@@ -54,7 +62,7 @@ def load_question_set(path: Path) -> QuestionSet:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise DataError(f"{path}: not valid YAML ({err}).") from None
+        raise DataError(f"{path}: not valid YAML ({_yaml_problem(err)}).") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("questions"), list) or not raw["questions"]:
         raise DataError(f"{path}: expected a mapping with a non-empty 'questions' list "
                         "(each item: question, key_facts, optional answer).")
