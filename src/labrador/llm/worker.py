@@ -217,10 +217,6 @@ class InProcessClient:
         self._check_open()
         return self._worker.run(lambda: self._loglikelihoods(context, continuations))
 
-    async def aloglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
-        self._check_open()
-        return await self._worker.arun(lambda: self._loglikelihoods(context, continuations))
-
     def _unload(self) -> None:
         """Free the model (after the worker's last job)."""
 

@@ -49,10 +49,6 @@ def generate(settings: PipelineSettings, out_dir: Path) -> dict[str, Any]:
                         ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "wall_seconds")}}
 
 
-def heldout_sets(settings: PipelineSettings) -> list[QuestionSet]:
-    return [load_question_set(p) for p in (settings.heldout,) if p is not None]
-
-
 def prepare_data(settings: PipelineSettings, generated: dict[str, Any], leaves: list[dict[str, Any]],
                  out_dir: Path) -> dict[str, Any]:
     """The generated phase files -> the training files (`labrador.prepare.prepare`)."""

@@ -127,9 +127,6 @@ class StampStore:
         path = self._path(stamp.stage)
         atomic_write_json(path, stamp.__dict__, indent=1, default=str)
 
-    def invalidate(self, name: str) -> None:
-        self._path(name).unlink(missing_ok=True)
-
     def run(self, name: str, inputs: dict[str, Any], action: Callable[[], dict[str, Any]],
             files: Callable[[dict[str, Any]], list[str]] | None = None) -> Stamp:
         """Run `action` unless the stamp for `inputs` is fresh; return the (new or reused) stamp.

@@ -52,9 +52,6 @@ class PromptConfig:
                              self.mode, self.prefix, *self.stop])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
-    def placeholders(self) -> set[str]:
-        return set(_PLACEHOLDER.findall(self.template + self.system))
-
 
 def fill(template: str, values: dict[str, Any], where: str = "") -> str:
     """Replace `{name}` with values[name]; a missing name is a DataError that names the prompt."""

@@ -20,14 +20,6 @@ class Table:
     def __init__(self, rows: Iterable[Row] = ()) -> None:
         self.rows: list[Row] = [dict(r) for r in rows]
 
-    @classmethod
-    def from_columns(cls, columns: dict[str, list[Any]]) -> Table:
-        lengths = {len(v) for v in columns.values()}
-        if len(lengths) > 1:
-            raise DataError(f"Table.from_columns: columns have different lengths {sorted(lengths)}.")
-        n = lengths.pop() if lengths else 0
-        return cls({name: values[i] for name, values in columns.items()} for i in range(n))
-
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -73,6 +65,3 @@ class Table:
 
     def concat(self, other: Table) -> Table:
         return Table([*self.rows, *other.rows])
-
-    def to_columns(self) -> dict[str, list[Any]]:
-        return {name: [row.get(name) for row in self.rows] for name in self.columns}
