@@ -48,8 +48,8 @@ class OptionsSection(Section):
 
     def options(self) -> dict[str, Any]:
         """The option values this file sets, by the options model's field names."""
-        values = self.model_dump(exclude=set(self.PLACES))
-        return _set({self.RENAMED.get(key, key): value for key, value in values.items()})
+        values = self.model_dump(exclude=set(self.PLACES))  # a None value stands for 'not given'
+        return {self.RENAMED.get(key, key): value for key, value in values.items() if value is not None}
 
 
 class GenerateConfig(OptionsSection):
@@ -118,11 +118,6 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
-
-
-def _set(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The values that are given (a None value stands for 'not given')."""
-    return {key: value for key, value in values.items() if value is not None}
 
 
 def layered(model: type[M], *layers: Mapping[str, Any] | None, source: str = "settings") -> M:

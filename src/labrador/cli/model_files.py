@@ -49,14 +49,13 @@ def list_models(models_dir: str | None, as_json: bool) -> None:
     entries = entries_of(directory)
     if as_json:
         import json
+        from dataclasses import asdict
 
         rows: list[dict[str, Any]] = []
         for e in entries:
             row: dict[str, Any] = {"name": e.name, "path": str(e.path), "embedded": e.embedded, "problem": e.problem}
-            if e.info:
-                row.update(format=e.info.format, size_bytes=e.info.size_bytes, architecture=e.info.architecture,
-                           parameters=e.info.parameters, quantization=e.info.quantization,
-                           context_length=e.info.context_length)
+            if e.info:  # every ModelInfo field but the name and path the row starts with
+                row.update({k: v for k, v in asdict(e.info).items() if k not in ("name", "path")})
             rows.append(row)
         click.echo(json.dumps(rows, indent=2))
         return

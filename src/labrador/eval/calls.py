@@ -8,9 +8,11 @@ pass `--no-cache`, to sample again.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -71,18 +73,13 @@ def parallel_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
                  progress: Callable[[int], None] | None = None) -> list[R]:
     """fn over items with `workers` threads, results in input order; the first exception propagates."""
     items = list(items)
-    if workers <= 1 or len(items) <= 1:
-        out = []
-        for item in items:
-            out.append(fn(item))
-            if progress:
-                progress(1)
-        return out
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(fn, item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and len(items) > 1 else None
+    with pool or contextlib.nullcontext():
+        # without a pool each call runs here, in this thread, when its turn comes
+        calls = [pool.submit(fn, item).result for item in items] if pool else [partial(fn, item) for item in items]
         results = []
-        for fut in futures:
-            results.append(fut.result())
+        for call in calls:
+            results.append(call())
             if progress:
                 progress(1)
         return results

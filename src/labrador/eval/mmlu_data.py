@@ -12,7 +12,6 @@ row names its own `subject`. `_dev` files are the few-shot pool; `_val` files ar
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from labrador import paths
 from labrador.errors import DataError
 from labrador.eval.multiple_choice import LETTERS, MCQuestion
-from labrador.files import iter_objects
+from labrador.files import iter_objects, write_jsonl
 
 HF_DATASET = "cais/mmlu"
 _ROWS_API = "https://datasets-server.huggingface.co/rows"
@@ -70,9 +69,7 @@ def subject_and_split(path: Path) -> tuple[str, str]:
         if stem.endswith(suffix):
             stem, split = stem[: -len(suffix)], suffix[1:]
             break
-    if stem.startswith("mmlubench_"):
-        stem = stem[len("mmlubench_"):]
-    return stem, "val" if split == "validation" else split
+    return stem.removeprefix("mmlubench_"), "val" if split == "validation" else split
 
 
 def _question(row: dict, subject: str, where: str, line: int) -> MCQuestion:
@@ -153,13 +150,7 @@ def _fetch_split(split: str, dest: Path) -> None:
                 break
             rows.extend(page)
             offset += len(page)
-    tmp = dest.with_suffix(".partial")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            keep = {"question": row["question"], "choices": row["choices"], "answer": row["answer"],
-                    "subject": row["subject"]}
-            fh.write(json.dumps(keep, ensure_ascii=False) + "\n")
-    tmp.replace(dest)
+    write_jsonl(dest, ({key: row[key] for key in ("question", "choices", "answer", "subject")} for row in rows))
 
 
 def load_hf_mmlu() -> MCDataset:

@@ -14,7 +14,8 @@ from pathlib import Path
 from labrador.errors import DataError
 from labrador.eval.calls import Model, parallel_map
 from labrador.eval.judge import Judge, JudgePrompt, Judgment
-from labrador.files import iter_objects
+from labrador.eval.report import mean
+from labrador.files import read_jsonl
 from labrador.llm import SamplingParams
 
 TEMPERATURE = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
@@ -36,10 +37,6 @@ class MTQuestion:
     group: str = ""  # mt_bench_branch: the leaf the question comes from
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [row for _, row in iter_objects(path)]
-
-
 def load_questions(data_dir: Path, max_questions: int | None = None) -> list[MTQuestion]:
     """question.jsonl plus reference_answer/gpt-4.jsonl (references for the math/reasoning/coding questions)."""
     qfile = data_dir / "question.jsonl"
@@ -49,10 +46,10 @@ def load_questions(data_dir: Path, max_questions: int | None = None) -> list[MTQ
     references: dict[str, tuple[str, ...]] = {}
     rfile = data_dir / "reference_answer" / "gpt-4.jsonl"
     if rfile.is_file():
-        for row in _read_jsonl(rfile):
+        for row in read_jsonl(rfile):
             references[str(row["question_id"])] = tuple(row["choices"][0]["turns"])
     questions = []
-    for row in _read_jsonl(qfile):
+    for row in read_jsonl(qfile):
         qid, category = str(row.get("question_id")), str(row.get("category", ""))
         turns = row.get("turns")
         if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
@@ -127,25 +124,19 @@ def run_mt_bench(model: Model, judge: Judge, prompts: dict[str, JudgePrompt], qu
     return [t for turns in per_question for t in turns]
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def summarize(turns: list[TurnResult]) -> dict:
     """Means per category and per turn over valid scores; counts of unparsable judgments and failed calls."""
     scored = [t for t in turns if t.judgment.score is not None]
     unparsable = sum(1 for t in turns if t.judgment.score is None and t.judgment.error is None)
     errors = sum(1 for t in turns if t.judgment.error is not None)
-    categories: dict[str, list[float]] = {}
-    for t in turns:
-        categories.setdefault(t.question.category, [])
-        if t.judgment.score is not None:
-            categories[t.question.category].append(t.judgment.score)
+    categories: dict[str, list[float | None]] = {}
+    for t in turns:  # every category is listed, None when none of its scores is valid
+        categories.setdefault(t.question.category, []).append(t.judgment.score)
     max_turn = max((t.turn for t in turns), default=0)
     return {
-        "overall": _mean([t.judgment.score for t in scored]),
-        "turns": {str(n): _mean([t.judgment.score for t in scored if t.turn == n]) for n in range(1, max_turn + 1)},
-        "categories": {c: _mean(v) for c, v in sorted(categories.items())},
+        "overall": mean([t.judgment.score for t in scored]),
+        "turns": {str(n): mean([t.judgment.score for t in scored if t.turn == n]) for n in range(1, max_turn + 1)},
+        "categories": {c: mean(v) for c, v in sorted(categories.items())},
         "judgments": len(turns), "scored": len(scored), "unparsable": unparsable, "errors": errors,
         "error_rate": (unparsable + errors) / len(turns) if turns else 0.0,
     }

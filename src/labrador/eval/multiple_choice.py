@@ -92,11 +92,7 @@ def build_prompt(q: MCQuestion, shots: Sequence[MCQuestion] = ()) -> str:
 
 def pick_answer(loglikelihoods: Sequence[float]) -> int:
     """Index of the highest log-likelihood; the first one wins a tie (deterministic)."""
-    best = 0
-    for i, value in enumerate(loglikelihoods):
-        if value > loglikelihoods[best]:
-            best = i
-    return best
+    return max(range(len(loglikelihoods)), key=loglikelihoods.__getitem__, default=0)
 
 
 def score_question(scorer: Scorer, q: MCQuestion, shots: Sequence[MCQuestion] = ()) -> MCResult:

@@ -16,6 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from labrador.files import write_jsonl
+
 
 class ResultsDir:
     def __init__(self, output_dir: Path, benchmark: str) -> None:
@@ -37,11 +39,8 @@ class ResultsDir:
         return target
 
     def write_jsonl(self, name: str, rows: Iterable[dict]) -> Path:
-        target = self.path / name
-        with target.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        return target
+        write_jsonl(self.path / name, rows)
+        return self.path / name
 
     def write_csv(self, name: str, rows: Sequence[dict], columns: Sequence[str]) -> Path:
         target = self.path / name

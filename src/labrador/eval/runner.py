@@ -187,8 +187,10 @@ def run_evaluation(opts: EvalOptions, console: Console | None = None,
     started = time.perf_counter()
     try:
         out = ResultsDir(output_dir, opts.benchmark)
+        run = {"mmlu": _run_mmlu, "mmlu_branch": _run_mmlu, "mt_bench": _run_mt, "mt_bench_branch": _run_mt,
+               "keyfacts": _run_keyfacts}.get(opts.benchmark, _run_dk)
         with _progress(console) as progress:
-            summary = _dispatch(opts, pool, out, console, progress)
+            summary = run(opts, pool, out, console, progress)
         summary["elapsed_s"] = round(time.perf_counter() - started, 2)
         summary["cache"] = {"hits": cache.hits, "misses": cache.misses}
         out.write_json("summary.json", summary)
@@ -212,33 +214,20 @@ def _roles(opts: EvalOptions, pool: ClientPool) -> dict[str, Model]:
             "tuned": pool.candidate(opts.model)}
 
 
-def _dispatch(opts: EvalOptions, pool: ClientPool, out, console: Console, progress) -> dict:
-    b = opts.benchmark
-    if b in ("mmlu", "mmlu_branch"):
-        return _run_mmlu(opts, pool, out, console, progress)
-    if b in ("mt_bench", "mt_bench_branch"):
-        return _run_mt(opts, pool, out, console, progress)
-    if b == "keyfacts":
-        return _run_keyfacts(opts, pool, out, console, progress)
-    return _run_dk(opts, pool, out, console, progress)
-
-
 def _run_mmlu(opts: EvalOptions, pool: ClientPool, out, console: Console, progress) -> dict:
     from labrador.eval import branch, mmlu
     from labrador.eval.mmlu_data import MCDataset, load_hf_mmlu, load_tasks_dir
 
+    shots = (5 if opts.benchmark == "mmlu" else 0) if opts.few_shots is None else opts.few_shots
     if opts.benchmark == "mmlu":
-        shots = 5 if opts.few_shots is None else opts.few_shots
         data = load_tasks_dir(Path(opts.tasks_dir)) if opts.tasks_dir else load_hf_mmlu()
         source = str(opts.tasks_dir) if opts.tasks_dir else "huggingface:cais/mmlu"
+    elif opts.tasks_dir:
+        data, source = load_tasks_dir(Path(opts.tasks_dir), "mmlubench_*"), str(opts.tasks_dir)
     else:
-        shots = 0 if opts.few_shots is None else opts.few_shots
-        if opts.tasks_dir:
-            data, source = load_tasks_dir(Path(opts.tasks_dir), "mmlubench_*"), str(opts.tasks_dir)
-        else:
-            leaves = branch.changed_leaves(Path(opts.taxonomy_path or "."), opts.taxonomy_base)
-            data = MCDataset(test=branch.mc_tasks(leaves))
-            source = f"taxonomy {opts.taxonomy_path} against {opts.taxonomy_base}"
+        leaves = branch.changed_leaves(Path(opts.taxonomy_path or "."), opts.taxonomy_base)
+        data = MCDataset(test=branch.mc_tasks(leaves))
+        source = f"taxonomy {opts.taxonomy_path} against {opts.taxonomy_base}"
     data = data.limited(opts.max_questions)
     settings = _settings(opts, few_shots=shots, source=source)
     models = _roles(opts, pool)

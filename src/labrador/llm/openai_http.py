@@ -308,8 +308,7 @@ class OpenAIHTTPClient:
     def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
         """Sum of the continuation tokens' logprobs, from /v1/completions with echo=true and logprobs."""
         model = self.model_name
-        spaces = len(context) - len(context.rstrip(" "))
-        start = len(context) - spaces  # a trailing space belongs to the continuation's first token
+        start = len(context.rstrip(" "))  # a trailing space belongs to the continuation's first token
         results = []
         for continuation in continuations:
             text = context + continuation

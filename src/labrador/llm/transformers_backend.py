@@ -116,6 +116,8 @@ class TransformersClient(InProcessClient):
         self.context_length = min(n_ctx or DEFAULT_N_CTX, limit)
         eos = self._model.generation_config.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        pad = self._tokenizer.pad_token_id
+        self._pad_id = pad if pad is not None else self._tokenizer.eos_token_id
         self._worker = SerialWorker("transformers")
         self._torch = torch
 
@@ -148,8 +150,6 @@ class TransformersClient(InProcessClient):
         greedy = params.temperature <= 0
         sampling: dict[str, Any] = {"do_sample": False} if greedy else {
             "do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
-        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else \
-            self._tokenizer.eos_token_id
         base_seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         texts, reasons, produced = [], [], 0
         for i in range(params.n):
@@ -160,7 +160,7 @@ class TransformersClient(InProcessClient):
             torch.manual_seed(base_seed + i)
             with torch.inference_mode():
                 out = self._model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
-                                           pad_token_id=pad, **sampling)
+                                           pad_token_id=self._pad_id, **sampling)
             new = out[0, len(tokens):].tolist()
             produced += len(new)
             text, stopped = _cut_at_stop(self._tokenizer.decode(new, skip_special_tokens=True), params.stop)
@@ -189,12 +189,11 @@ class TransformersClient(InProcessClient):
         if params.temperature > 0:
             sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
             torch.manual_seed(params.seed if params.seed is not None else random.getrandbits(31))
-        pad = self._tokenizer.pad_token_id if self._tokenizer.pad_token_id is not None else \
-            self._tokenizer.eos_token_id
         ids = torch.tensor([tokens])
         with torch.inference_mode():
-            self._model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new, pad_token_id=pad,
-                                 streamer=streamer, stopping_criteria=StoppingCriteriaList([Stop()]), **sampling)
+            self._model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
+                                 pad_token_id=self._pad_id, streamer=streamer,
+                                 stopping_criteria=StoppingCriteriaList([Stop()]), **sampling)
         stops.finish()
         ended = stops.hit or bool(streamer.ids and streamer.ids[-1] in self._eos_ids)
         self._worker.count_tokens(len(tokens), len(streamer.ids))
@@ -203,10 +202,9 @@ class TransformersClient(InProcessClient):
     def _loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
         torch = self._torch
         results = []
+        ctx = context.rstrip(" ")  # a trailing space belongs to the continuation's first token
         for continuation in continuations:
-            spaces = len(context) - len(context.rstrip(" "))
-            ctx, cont = (context[:-spaces], context[-spaces:] + continuation) if spaces else (context, continuation)
-            whole = self._encode(ctx + cont, True)
+            whole = self._encode(context + continuation, True)
             n_ctx = len(self._encode(ctx, True))
             if n_ctx == 0:  # no BOS and empty context: condition on EOS as a document start
                 whole, n_ctx = [self._tokenizer.eos_token_id, *whole], 1

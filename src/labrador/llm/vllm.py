@@ -91,10 +91,9 @@ class VLLMClient(InProcessClient):
 
     def _loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
         tokenizer = self._llm.get_tokenizer()
-        spaces = len(context) - len(context.rstrip(" "))
-        ctx = context[:-spaces] if spaces else context
+        ctx = context.rstrip(" ")  # a trailing space belongs to the continuation's first token
         n_ctx = max(1, len(tokenizer(ctx)["input_ids"]))
-        prompts = [ctx + (context[-spaces:] if spaces else "") + c for c in continuations]
+        prompts = [context + c for c in continuations]
         sampling = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
         results = []
         for output in self._llm.generate(prompts, sampling, use_tqdm=False):

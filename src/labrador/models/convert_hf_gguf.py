@@ -232,9 +232,11 @@ def write_gguf(model_dir: Path, out_path: Path, outtype: str, config: dict[str, 
 
     if rope_factors is not None:
         writer.add_tensor_info("rope_freqs.weight", rope_factors.shape, np.dtype(np.float32), rope_factors.nbytes)
+    q = gguf.GGMLQuantizationType
+    plain = {q.F32: np.dtype(np.float32), q.F16: np.dtype(np.float16)}  # written as numpy arrays, not quantized
     for p in plan:
-        if p.qtype in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
-            np_dtype = np.dtype(np.float32 if p.qtype == gguf.GGMLQuantizationType.F32 else np.float16)
+        if p.qtype in plain:
+            np_dtype = plain[p.qtype]
             writer.add_tensor_info(p.gguf_name, p.shape, np_dtype, math.prod(p.shape) * np_dtype.itemsize)
         else:
             byte_shape = gguf.quant_shape_to_byte_shape(p.shape, p.qtype)
@@ -256,13 +258,10 @@ def write_gguf(model_dir: Path, out_path: Path, outtype: str, config: dict[str, 
                 data = _permute_rope(data, n_head)
             elif p.hf_name.endswith(("k_proj.weight", "k_proj.bias")):
                 data = _permute_rope(data, n_head_kv)
-            if p.qtype == gguf.GGMLQuantizationType.F32:
-                out = np.ascontiguousarray(data, dtype=np.float32)
-            elif p.qtype == gguf.GGMLQuantizationType.F16:
-                out = np.ascontiguousarray(data, dtype=np.float16)
+            if p.qtype in plain:
+                writer.write_tensor_data(np.ascontiguousarray(data, dtype=plain[p.qtype]))
             else:
-                out = gguf.quants.quantize(data, p.qtype)
-            writer.write_tensor_data(out)
+                writer.write_tensor_data(gguf.quants.quantize(data, p.qtype))
             if progress:
                 progress("writing tensors", i + 1, len(plan))
     writer.close()

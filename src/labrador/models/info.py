@@ -7,6 +7,7 @@ safetensors headers (an 8-byte length and a JSON table of tensor shapes), so no 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections import Counter
 from dataclasses import dataclass
@@ -66,9 +67,7 @@ def safetensors_parameters(path: Path) -> tuple[int, Counter[str]]:
     for key, entry in header.items():
         if key == "__metadata__":
             continue
-        count = 1
-        for dim in entry.get("shape", []):
-            count *= int(dim)
+        count = math.prod(int(dim) for dim in entry.get("shape", []))
         total += count
         dtypes[entry.get("dtype", "?")] += count
     return total, dtypes
@@ -98,11 +97,7 @@ def hf_info(path: Path, name: str | None = None) -> ModelInfo:
 
 def model_info(path: Path, name: str | None = None) -> ModelInfo:
     """Describe a model file or HF directory (ModelError when it is not a readable model)."""
-    from labrador.models.resolve import check_model_path
+    from labrador.models.resolve import check_model_path, model_file
 
     fmt = check_model_path(path)
-    if fmt == "hf":
-        return hf_info(path, name)
-    if path.is_dir():
-        path = next(path.glob("*.gguf"))
-    return gguf_info(path, name)
+    return hf_info(path, name) if fmt == "hf" else gguf_info(model_file(path), name)

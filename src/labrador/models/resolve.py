@@ -48,7 +48,7 @@ def _looks_like_path(text: str) -> bool:
     return text.startswith((".", "/", "~")) or text.endswith(".gguf") or "\\" in text
 
 
-def _model_file(path: Path) -> Path:
+def model_file(path: Path) -> Path:
     """A directory holding exactly one GGUF resolves to that file (so llama.cpp can open it)."""
     if path.is_dir() and not (path / "config.json").is_file():
         return next(path.glob("*.gguf"))
@@ -67,14 +67,14 @@ def resolve_model(name_or_path: str | Path | None, models_dir: Path | str | None
     path = Path(text).expanduser()
     if path.exists():
         fmt = check_model_path(path)
-        path = _model_file(path)
+        path = model_file(path)
         return ResolvedModel(path.resolve(), fmt, path.stem if fmt == "gguf" else path.name)
     base = Path(models_dir).expanduser() if models_dir else None
     if base is not None and not (isinstance(name_or_path, Path) or text.startswith((".", "/", "~"))):
         for candidate in (base / text, base / f"{text}.gguf"):
             if candidate.exists():
                 fmt = check_model_path(candidate)
-                found = _model_file(candidate)
+                found = model_file(candidate)
                 return ResolvedModel(found.resolve(), fmt, text)
     if isinstance(name_or_path, Path) or _looks_like_path(text):
         raise ModelError(f"Model path {path} does not exist (nor in the models directory {base}); check the "

@@ -9,6 +9,7 @@ exception. The server is single-model: the request's "model" field is accepted w
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -63,10 +64,8 @@ class Guard:
         await self.app(scope, receive, send)
 
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
-        given = headers.get(b"authorization", b"")
-        if hmac.compare_digest(given, self.expected or b""):
-            return True
-        return hmac.compare_digest(headers.get(b"x-api-key", b""), self.api_key or b"")
+        return (hmac.compare_digest(headers.get(b"authorization", b""), self.expected or b"")
+                or hmac.compare_digest(headers.get(b"x-api-key", b""), self.api_key or b""))
 
     async def _refuse(self, receive: Receive, send: Send, status: int, message: str, code: str) -> None:
         # Read the body the client is sending first: answering in the middle of its upload makes most clients
@@ -164,12 +163,6 @@ def create_app(backend: ServedModel, *, api_key: str | None = None,
             log.exception("generation failed")
             return _json(error_body(f"Generation failed: {err}", kind="server_error"), 500)
 
-    async def chat_completions(request: Request) -> Response:
-        return await generate(request, chat=True)
-
-    async def completions(request: Request) -> Response:
-        return await generate(request, chat=False)
-
     async def http_error(_request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = {404: "No such route; see /v1/models, /v1/chat/completions, /v1/completions, /health.",
@@ -180,8 +173,8 @@ def create_app(backend: ServedModel, *, api_key: str | None = None,
         Route("/health", health, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model:path}", one_model, methods=["GET"]),
-        Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/completions", completions, methods=["POST"]),
+        Route("/v1/chat/completions", functools.partial(generate, chat=True), methods=["POST"]),
+        Route("/v1/completions", functools.partial(generate, chat=False), methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: http_error, 405: http_error})
     return Guard(app, api_key=api_key, max_body_bytes=max_body_bytes)

@@ -71,45 +71,33 @@ class ServedModel:
         return "".join(texts), last
 
     async def complete(self, req: GenerationRequest, stop: threading.Event | None = None) -> dict[str, Any]:
-        """A full response; setting `stop` (the client went away) ends the generation at the next token."""
+        """A full response (a completion may ask for `echo` and `logprobs`; max_tokens 0 only echoes); setting
+        `stop` (the client went away) ends the generation at the next token."""
         with self._cancel(stop) as cancel:
-            if req.messages is None and (req.echo or req.logprobs is not None or req.max_tokens == 0):
-                return await self._scored(req, cancel)
-            texts: list[tuple[str, str]] = []
-            prompt_tokens = completion_tokens = 0
+            score = getattr(self.client, "ascore", None)
+            if req.logprobs is not None and score is None:
+                raise RequestError("'logprobs' is not supported by this backend; serve a GGUF file (llama-cpp "
+                                   "backend) for likelihood scoring.", param="logprobs")
+            prompt = req.prompt or ""
+            choices: list[tuple[str, str]] = []
+            objects: list[dict[str, Any] | None] = []
+            prompt_tokens = generated = 0
             for i in range(req.n):
-                text, last = await self._sample(req, None if req.seed is None else req.seed + i, cancel)
-                texts.append((text, last.finish_reason or "stop"))
-                prompt_tokens = last.prompt_tokens
-                completion_tokens += last.completion_tokens
-            return response(req, self.model_id, texts, prompt_tokens, completion_tokens)
-
-    async def _scored(self, req: GenerationRequest, cancel: threading.Event) -> dict[str, Any]:
-        """A completion with `echo` and/or `logprobs` (and max_tokens 0, which only echoes)."""
-        score = getattr(self.client, "ascore", None)
-        if req.logprobs is not None and score is None:
-            raise RequestError("'logprobs' is not supported by this backend; serve a GGUF file (llama-cpp "
-                               "backend) for likelihood scoring.", param="logprobs")
-        prompt = req.prompt or ""
-        choices: list[tuple[str, str]] = []
-        objects: list[dict[str, Any] | None] = []
-        prompt_tokens = generated = 0
-        for i in range(req.n):
-            text, reason = "", "length"
-            if req.max_tokens != 0:
-                text, last = await self._sample(req, None if req.seed is None else req.seed + i, cancel)
-                reason, prompt_tokens = last.finish_reason or "stop", last.prompt_tokens
-                generated += last.completion_tokens
-            choices.append((prompt + text if req.echo else text, reason))
-            if score is not None and req.logprobs is not None:
-                pieces, values, tops, prompt_tokens = await score(prompt, text, req.logprobs, req.echo)
-                objects.append(logprobs_object(pieces, values, tops))
-            else:
-                objects.append(None)
-        result = response(req, self.model_id, choices, prompt_tokens, generated)
-        for choice, logprobs in zip(result["choices"], objects, strict=True):
-            choice["logprobs"] = logprobs
-        return result
+                text, reason = "", "length"
+                if req.max_tokens != 0:
+                    text, last = await self._sample(req, None if req.seed is None else req.seed + i, cancel)
+                    reason, prompt_tokens = last.finish_reason or "stop", last.prompt_tokens
+                    generated += last.completion_tokens
+                choices.append((prompt + text if req.echo else text, reason))
+                if score is not None and req.logprobs is not None:
+                    pieces, values, tops, prompt_tokens = await score(prompt, text, req.logprobs, req.echo)
+                    objects.append(logprobs_object(pieces, values, tops))
+                else:
+                    objects.append(None)
+            result = response(req, self.model_id, choices, prompt_tokens, generated)
+            for choice, logprobs in zip(result["choices"], objects, strict=True):
+                choice["logprobs"] = logprobs
+            return result
 
     async def stream(self, req: GenerationRequest) -> AsyncIterator[dict[str, Any]]:
         """OpenAI chunks as the model produces them; leaving the loop early (client gone) stops generation."""

@@ -179,15 +179,11 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 def response(req: GenerationRequest, model: str, texts: list[tuple[str, str]], prompt_tokens: int,
              completion_tokens: int) -> dict[str, Any]:
     """A full (non-streaming) response; `texts` holds (text, finish_reason) per choice."""
-    if req.messages is not None:
-        choices = [{"index": i, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                    "finish_reason": reason} for i, (text, reason) in enumerate(texts)]
-        return {"id": new_id("chatcmpl"), "object": "chat.completion", "created": now(), "model": model,
-                "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
-    choices = [{"index": i, "text": text, "logprobs": None, "finish_reason": reason}
-               for i, (text, reason) in enumerate(texts)]
-    return {"id": new_id("cmpl"), "object": "text_completion", "created": now(), "model": model,
-            "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
+    chat = req.messages is not None
+    choices = [{"index": i, **({"message": {"role": "assistant", "content": text}} if chat else {"text": text}),
+                "logprobs": None, "finish_reason": reason} for i, (text, reason) in enumerate(texts)]
+    return {"id": new_id("chatcmpl" if chat else "cmpl"), "object": "chat.completion" if chat else "text_completion",
+            "created": now(), "model": model, "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
 
 
 def logprobs_object(pieces: list[bytes], values: list[float | None],
@@ -220,10 +216,8 @@ class ChunkMaker:
         return self._chunk([{"index": 0, "delta": {"role": "assistant"}, "logprobs": None, "finish_reason": None}])
 
     def text(self, text: str, finish_reason: str | None = None) -> dict[str, Any]:
-        if self.chat:
-            delta = {"content": text} if text else {}
-            return self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
-        return self._chunk([{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}])
+        body = {"delta": {"content": text} if text else {}} if self.chat else {"text": text}
+        return self._chunk([{"index": 0, **body, "logprobs": None, "finish_reason": finish_reason}])
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         chunk = self._chunk([])

@@ -86,8 +86,14 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"
 
 
-def _write_ready(path: Path, ready: Ready) -> None:
-    atomic_write_json(path, ready.__dict__)
+def _announcer(options: ServeOptions, ready: Ready, on_ready: Callable[[Ready], None]) -> Callable[[], None]:
+    """Write --ready-file (when given), then tell the caller that `ready` serves."""
+    def announce() -> None:
+        if options.ready_file:
+            atomic_write_json(options.ready_file, ready.__dict__)
+        on_ready(ready)
+
+    return announce
 
 
 def _uvicorn_server(app: Any) -> Any:
@@ -151,13 +157,7 @@ def run_server(options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
         ready = Ready(url=base_url(options.host, port), host=options.host, port=port, model=name, backend=kind)
         server = _uvicorn_server(create_app(backend, api_key=options.api_key,
                                             max_body_bytes=options.max_body_bytes))
-
-        def announce() -> None:
-            if options.ready_file:
-                _write_ready(options.ready_file, ready)
-            on_ready(ready)
-
-        asyncio.run(_serve(server, sock, backend, announce))
+        asyncio.run(_serve(server, sock, backend, _announcer(options, ready, on_ready)))
     finally:
         backend.close()
     return 0
@@ -174,11 +174,5 @@ def _run_vllm(path: Path, name: str, options: ServeOptions, on_ready: Callable[[
                                  max_ctx_size=options.max_ctx_size, api_key=options.api_key,
                                  chat_template=options.chat_template, backend_args=options.backend_args)
     ready = Ready(url=base_url(options.host, port), host=options.host, port=port, model=name, backend="vllm")
-
-    def announce() -> None:
-        # vLLM takes minutes to load; background callers poll /health before using it.
-        if options.ready_file:
-            _write_ready(options.ready_file, ready)
-        on_ready(ready)
-
-    return run_vllm(command, on_start=announce)
+    # vLLM takes minutes to load; background callers poll /health before using it.
+    return run_vllm(command, on_start=_announcer(options, ready, on_ready))

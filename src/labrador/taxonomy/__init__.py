@@ -21,9 +21,10 @@ def format_issues(issues: list[Issue]) -> str:
 
 def lint_file(qna_path: str | Path, taxonomy_root: str | Path, yaml_rules: str | Path | None = None) -> list[Issue]:
     """Every problem in one qna.yaml (errors and warnings), sorted by line and column."""
-    from labrador.taxonomy.lint import lint_file as _lint_file
+    from labrador.taxonomy.lint import analyze
+    from labrador.taxonomy.yamlrules import load_rules
 
-    return _lint_file(qna_path, taxonomy_root, yaml_rules)
+    return analyze(Path(qna_path), Path(taxonomy_root), load_rules(yaml_rules)).issues
 
 
 def read_leaf(qna_path: str | Path, taxonomy_root: str | Path, yaml_rules: str | Path | None = None) -> Leaf:

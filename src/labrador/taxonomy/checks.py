@@ -6,13 +6,13 @@ Every function tolerates wrongly typed data (the schema reports those); it only 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from labrador.taxonomy.models import DocumentRef, Leaf, LeafKind, QnA, SeedExample
+from labrador.taxonomy.schema import duplicate_indexes
 from labrador.taxonomy.yamlnodes import PathKey
 
 
@@ -116,14 +116,7 @@ def _norm(text: str) -> str:
 
 def _copies(items: list[Any]) -> set[int]:
     """Indexes of entries that are exact copies of an earlier one (the schema's uniqueItems reports those)."""
-    seen: set[str] = set()
-    copies = set()
-    for i, item in enumerate(items):
-        key = json.dumps(item, sort_keys=True, default=str)
-        if key in seen:
-            copies.add(i)
-        seen.add(key)
-    return copies
+    return {later for _, later in duplicate_indexes(items)}
 
 
 def duplicate_questions(report: Reporter, data: dict[str, Any]) -> None:
@@ -204,10 +197,8 @@ def build_leaf(data: dict[str, Any], qna_path: Path, rel: str, kind: LeafKind, v
         seeds.append(SeedExample(question=seed.get("question"), answer=seed.get("answer"),
                                  context=seed.get("context"), questions_and_answers=qnas))
     doc = data.get("document")
-    document = None
-    if isinstance(doc, dict):
-        document = DocumentRef(repo=doc.get("repo"), commit=doc.get("commit"), patterns=list(doc["patterns"]),
-                               folder=doc.get("folder"))
+    document = DocumentRef(repo=doc.get("repo"), commit=doc.get("commit"), patterns=list(doc["patterns"]),
+                           folder=doc.get("folder")) if isinstance(doc, dict) else None
     rel_dir = rel.rsplit("/", 1)[0] if "/" in rel else rel
     return Leaf(
         qna_path=Path(os.path.abspath(qna_path)),

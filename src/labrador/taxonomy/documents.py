@@ -55,10 +55,6 @@ def validate_repo_url(repo: str) -> None:
                         "repository on this computer write file:///absolute/path/to/repo.", ".document.repo")
 
 
-def _cache_key(repo: str, commit: str) -> str:
-    return f"{hashlib.sha256(repo.encode()).hexdigest()[:16]}-{commit.lower()}"
-
-
 def checkout(repo: str, commit: str, *, timeout: float = 600) -> Path:
     """A directory holding ``repo`` at ``commit`` (from the cache when fetched before)."""
     validate_repo_url(repo)
@@ -66,7 +62,7 @@ def checkout(repo: str, commit: str, *, timeout: float = 600) -> Path:
         raise DocumentError(f"The document commit {commit!r} is not a commit hash; write the hash (letters a-f "
                             "and digits) shown by `git log` in the documents repository.", ".document.commit")
     cache = paths.cache_dir() / "documents"
-    key = _cache_key(repo, commit)
+    key = f"{hashlib.sha256(repo.encode()).hexdigest()[:16]}-{commit.lower()}"
     final, meta = cache / key, cache / f"{key}.json"
     if meta.is_file() and final.is_dir():
         return final
@@ -215,9 +211,5 @@ def fetch_documents_unprefixed(leaf: Leaf, taxonomy_root: str | Path, *, timeout
         base, where = _folder_root(leaf, Path(taxonomy_root), ref.folder), f"folder {ref.folder!r}"
     else:
         base, where = checkout(ref.repo or "", ref.commit or "", timeout=timeout), f"{ref.repo} at {ref.commit}"
-    files = expand_patterns(base, ref.patterns, where)
-    docs = []
-    for file in files:
-        rel = file.relative_to(base).as_posix()
-        docs.append(Document(rel, read_document(file, f"{rel} ({where})")))
-    return docs
+    rels = [file.relative_to(base).as_posix() for file in expand_patterns(base, ref.patterns, where)]
+    return [Document(rel, read_document(base / rel, f"{rel} ({where})")) for rel in rels]

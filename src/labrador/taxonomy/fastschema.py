@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 ANNOTATIONS = frozenset({"$schema", "$id", "title", "description", "examples", "deprecated", "default", "$comment"})
+_PLAIN_TYPES = {"string": str, "object": dict, "array": list, "boolean": bool}
 
 
 class Unsupported(Exception):
@@ -52,14 +53,8 @@ def is_valid(schema: dict[str, Any], instance: Any) -> bool:
 def _type(value: Any, instance: Any, _: dict[str, Any]) -> bool:
     if not isinstance(value, str):
         raise Unsupported("type list")
-    if value == "string":
-        return isinstance(instance, str)
-    if value == "object":
-        return isinstance(instance, dict)
-    if value == "array":
-        return isinstance(instance, list)
-    if value == "boolean":
-        return isinstance(instance, bool)
+    if value in _PLAIN_TYPES:
+        return isinstance(instance, _PLAIN_TYPES[value])
     if value == "null":
         return instance is None
     if isinstance(instance, bool):

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labrador.taxonomy import checks, schema
 from labrador.taxonomy.models import Issue, Leaf
+from labrador.taxonomy.schema import yaml_path
 from labrador.taxonomy.yamlnodes import Parsed, PathKey, YamlProblem, parse_yaml
-from labrador.taxonomy.yamlrules import check_text, estimate_tokens, load_rules
+from labrador.taxonomy.yamlrules import check_text, estimate_tokens
 
 TREES = ("knowledge", "compositional_skills", "foundational_skills")
 QNA_NAME = "qna.yaml"
@@ -42,8 +44,6 @@ class _Report:
         self.issues.append(Issue(self.display, line, column, severity, message, yaml_path))  # type: ignore[arg-type]
 
     def at(self, severity: str, path: PathKey, message: str, *, key: bool = False) -> None:
-        from labrador.taxonomy.schema import yaml_path
-
         line, column = self.parsed.mark(path, key=key) if self.parsed else (1, 1)
         self.add(severity, message, line, column, yaml_path(path))
 
@@ -67,11 +67,6 @@ def relative_to_root(qna_path: Path, root: Path) -> str | None:
         return None
 
 
-def lint_file(qna_path: str | Path, taxonomy_root: str | Path, yaml_rules: str | Path | None = None) -> list[Issue]:
-    """Every problem in one qna.yaml (errors and warnings), sorted by position."""
-    return analyze(Path(qna_path), Path(taxonomy_root), load_rules(yaml_rules)).issues
-
-
 def analyze(qna_path: Path, root: Path, rules: dict[str, dict[str, Any]]) -> Analysis:
     report = _Report(display_path(Path(os.path.abspath(qna_path))))
     rel = relative_to_root(qna_path, root)
@@ -83,10 +78,6 @@ def analyze(qna_path: Path, root: Path, rules: dict[str, dict[str, Any]]) -> Ana
     report.issues.sort(key=lambda i: (i.line, i.column))
     has_error = any(i.severity == "error" for i in report.issues)
     return Analysis(report.issues, None if has_error else leaf)
-
-
-def _analyze_args(args: tuple[Path, Path, dict[str, dict[str, Any]]]) -> Analysis:
-    return analyze(*args)
 
 
 def _workers(count: int) -> int:
@@ -113,13 +104,14 @@ def analyze_many(paths: list[Path], root: Path, rules: dict[str, dict[str, Any]]
         return [analyze(path, root, rules) for path in paths]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from itertools import repeat
 
     from labrador.taxonomy.schema import warm_up
 
     warm_up()  # import jsonschema and compile validators once, before fork, instead of once per worker
-    jobs = [(path, root, rules) for path in paths]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        return list(pool.map(_analyze_args, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
+        return list(pool.map(analyze, paths, repeat(root), repeat(rules),
+                             chunksize=max(1, len(paths) // (workers * 4))))
 
 
 def _check_placement(report: _Report, qna_path: Path, root: Path, rel: str | None) -> str | None:
@@ -184,7 +176,7 @@ def _read(report: _Report, qna_path: Path, rules: dict[str, dict[str, Any]]) -> 
     for path, key, line, column, first in parsed.duplicates:
         report.add("error", f"The key '{key}' appears twice in the same block (first on line {first}); YAML "
                    "keeps only one of them, so remove or rename the other.", line, column,
-                   _yaml_path(path))
+                   yaml_path(path))
     for line, column in parsed.bad_keys:
         report.add("error", "This key is not plain text (it is a list or a group of keys); write keys as "
                    "single words such as 'question:'.", line, column)
@@ -198,16 +190,8 @@ def _read(report: _Report, qna_path: Path, rules: dict[str, dict[str, Any]]) -> 
     return parsed.data
 
 
-def _yaml_path(path: PathKey) -> str:
-    from labrador.taxonomy.schema import yaml_path
-
-    return yaml_path(path)
-
-
 def _check_content(report: _Report, data: dict[str, Any], tree: str | None, rel: str, qna_path: Path,
                    rules: dict[str, dict[str, Any]]) -> Leaf | None:
-    from labrador.taxonomy import checks, schema
-
     version = data.get("version", 1)
     if isinstance(version, bool) or not isinstance(version, int):
         report.at("error", ("version",), f"'version' must be a whole number, 3 for new files, but it is "

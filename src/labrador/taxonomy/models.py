@@ -6,7 +6,7 @@ that passed validation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -74,8 +74,7 @@ class Issue:
         return f"{label}: {where} {self.message}"
 
     def to_dict(self) -> dict[str, object]:
-        return {"path": self.path, "line": self.line, "column": self.column, "severity": self.severity,
-                "message": self.message, "yaml_path": self.yaml_path}
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def _translate(err: Any) -> list[tuple[PathKey, bool, str]]:
         return [(path, False, f"{_name(path)} has {have} item{'s' if have != 1 else ''} but needs at least "
                  f"{value}; add {value - have} more.")]
     if kind == "uniqueItems":
-        pairs = _duplicate_indexes(inst) if isinstance(inst, list) else []
+        pairs = duplicate_indexes(inst) if isinstance(inst, list) else []
         if not pairs:
             return [(path, False, f"{_name(path)} has entries that are exact copies; change or remove them.")]
         return [((*path, later), False, f"{_item_name(path, later)} is an exact copy of "
@@ -170,7 +170,8 @@ def _unknown_key(key: str, allowed: list[str]) -> str:
     return f"'{key}' is not a known key here; remove it or fix its spelling (allowed keys: {', '.join(allowed)})."
 
 
-def _duplicate_indexes(items: list[Any]) -> list[tuple[int, int]]:
+def duplicate_indexes(items: list[Any]) -> list[tuple[int, int]]:
+    """(first, later) for each entry that is an exact copy of an earlier one (jsonschema's uniqueItems)."""
     seen: dict[str, int] = {}
     pairs = []
     for i, item in enumerate(items):

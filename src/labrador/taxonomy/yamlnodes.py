@@ -15,6 +15,8 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from labrador.taxonomy.yamlrules import line_and_column
+
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_NODES = 50_000  # a big taxonomy file has about a thousand values; far more means an alias bomb
 MAX_DEPTH = 500  # real files nest 4 levels deep; libyaml's C composer crashes somewhere above 20,000
@@ -139,11 +141,6 @@ def _check_depth(text: str) -> None:
             depth -= 1
 
 
-def _offset_to_pos(text: str, offset: int) -> tuple[int, int]:
-    before = text[:offset]
-    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
-
-
 def parse_yaml(text: str) -> Parsed:
     """Parse one YAML document; raises YamlProblem (with position) when the text is not valid YAML."""
     try:
@@ -167,7 +164,7 @@ def parse_yaml(text: str) -> Parsed:
         raise YamlProblem(f"The file is not valid YAML: {problem}{context}. Check the indentation, colons and "
                           "quotes on this line and the one before it.", line, col) from None
     except yaml.reader.ReaderError as err:
-        line, col = _offset_to_pos(text, err.position)
+        line, col = line_and_column(text, err.position)
         code = err.character if isinstance(err.character, int) else ord(err.character or "\0")
         raise YamlProblem(f"The file contains a character YAML does not allow (code U+{code:04X}); delete "
                           "it or retype the text around it.", line, col) from None

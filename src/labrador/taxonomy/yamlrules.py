@@ -113,7 +113,8 @@ _TRAILING = re.compile(r"[ \t]+\r?$", re.M)
 _BLANK_RUN = re.compile(r"(?:^[ \t]*\r?\n)+", re.M)
 
 
-def _line_of(text: str, offset: int) -> tuple[int, int]:
+def line_and_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of `offset` in `text`."""
     line_start = text.rfind("\n", 0, offset) + 1
     return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
@@ -136,12 +137,12 @@ def check_text(text: str, rules: dict[str, dict[str, Any]]) -> list[RuleHit]:
     spaced = " \n" in text or "\t\n" in text or " \r\n" in text or text.endswith((" ", "\t"))
     if trailing["level"] != "off" and spaced:
         for match in _TRAILING.finditer(text):
-            hits.append(RuleHit(*_line_of(text, match.start()), trailing["level"],
+            hits.append(RuleHit(*line_and_column(text, match.start()), trailing["level"],
                                 "Line ends with spaces; delete the spaces after the last character."))
     if tabs["level"] != "off" and "\t" in text:
         seen_lines: set[int] = set()
         for match in re.finditer("\t", text):
-            number, column = _line_of(text, match.start())
+            number, column = line_and_column(text, match.start())
             if number not in seen_lines:
                 seen_lines.add(number)
                 hits.append(RuleHit(number, column, tabs["level"],
@@ -157,7 +158,7 @@ def check_text(text: str, rules: dict[str, dict[str, Any]]) -> list[RuleHit]:
                                     f"More than {blank['max']} blank lines in a row; delete the extra ones."))
     eof = rules["new-line-at-end-of-file"]
     if eof["level"] != "off" and text and not text.endswith("\n"):
-        hits.append(RuleHit(*_line_of(text, len(text)), eof["level"],
+        hits.append(RuleHit(*line_and_column(text, len(text)), eof["level"],
                             "The file does not end with a line break; add an empty line at the end."))
     hits.sort(key=lambda hit: (hit.line, hit.column))
     return hits
