@@ -36,7 +36,7 @@ def test_wrong_type_names_key_and_expected_type() -> None:
 def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("chat:\n  model: [unclosed\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"config.yaml:3:1: config.yaml is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"config.yaml: not valid YAML \(line 3, column 1"):
         load_config(path)
 
 

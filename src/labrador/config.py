@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from labrador import paths
 from labrador.errors import ConfigError
+from labrador.files import read_yaml
 from labrador.models.embedded import EMBEDDED_MODEL_NAME
 
 DEFAULT_TAXONOMY_REPO = "https://github.com/instructlab/taxonomy.git"
@@ -164,24 +165,12 @@ def parse_config(raw: Any, source: str = "config") -> Config:
     return validated(Config, raw, source, "Fix the file or run `ilab config init`.")
 
 
-def read_yaml(path: Path) -> Any:
-    """The YAML document in `path`; ConfigError naming path:line:column when it is not valid YAML."""
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        at = getattr(err, "problem_mark", None)
-        place = f"{path}:{at.line + 1}:{at.column + 1}" if at else str(path)
-        raise ConfigError(f"{place}: {path.name} is not valid YAML ({getattr(err, 'problem', err)}).") from None
-
-
 def load_config(path: Path | None = None) -> Config:
     """Read config.yaml (LABRADOR_CONFIG / --config override); defaults when the file does not exist."""
     path = path or paths.config_file()
     if not path.exists():
         return Config()
-    return parse_config(read_yaml(path), str(path))
+    return parse_config(read_yaml(path, ConfigError), str(path))
 
 
 def dump_config(config: Config) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from labrador.errors import DataError
+from labrador.errors import DataError, LabradorError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -62,3 +62,17 @@ def iter_objects(path: Path, expected: str = "one JSON object") -> Iterator[tupl
         if not isinstance(row, dict):
             raise DataError(f"{path}:{n}: expected {expected}, found {type(row).__name__}.")
         yield n, row
+
+
+def read_yaml(path: Path, error: type[LabradorError] = DataError) -> Any:
+    """The YAML document in `path`; `error` naming the file, line and column when it is not valid YAML
+    (PyYAML's own message spans several lines with a code excerpt)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+        where = (f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None and problem
+                 else " ".join(str(err).split()))
+        raise error(f"{path}: not valid YAML ({where}).") from None

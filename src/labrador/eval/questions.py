@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labrador.errors import DataError
+from labrador.files import read_yaml
 
 
 @dataclass(frozen=True)
@@ -45,24 +46,11 @@ def _fact(value: Any, where: str) -> str | list[str]:
                     f"not {value!r}.")
 
 
-def _yaml_problem(err: Exception) -> str:
-    """PyYAML's message on one line: where and what (its own text spans several lines with a code excerpt)."""
-    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
-    if mark is None or problem is None:
-        return " ".join(str(err).split())
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
-
-
 def load_question_set(path: Path) -> QuestionSet:
     """Read and check a question file; DataError naming the file and the question number when wrong."""
-    import yaml
-
     if not path.is_file():
         raise DataError(f"{path}: question file not found.")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise DataError(f"{path}: not valid YAML ({_yaml_problem(err)}).") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("questions"), list) or not raw["questions"]:
         raise DataError(f"{path}: expected a mapping with a non-empty 'questions' list "
                         "(each item: question, key_facts, optional answer).")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labrador.errors import DataError
+from labrador.files import read_yaml
 from labrador.sdg.quality import Decontaminator
 
 BUNDLED = "general_prompts.yaml"
@@ -29,11 +30,9 @@ def bundled_prompts() -> Path:
 
 
 def load_prompts(path: Path) -> list[str]:
-    import yaml
-
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
+        raw = read_yaml(path)
+    except OSError as err:
         raise DataError(f"{path}: cannot read the replay prompts ({err}).") from None
     prompts = raw.get("prompts") if isinstance(raw, dict) else None
     if not isinstance(prompts, list) or not all(isinstance(p, str) and p.strip() for p in prompts):

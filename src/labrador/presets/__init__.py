@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from labrador.config import read_yaml
 from labrador.errors import ConfigError
+from labrador.files import read_yaml
 
 NO_PRESET = "none"
 
@@ -34,7 +34,7 @@ def load_preset(spec: str | None) -> dict[str, Any]:
             raise ConfigError(f"Unknown preset {spec!r}: give a YAML file or one of {', '.join(preset_names())} "
                               f"(or '{NO_PRESET}').")
         path = Path(str(resources.files(__name__) / f"{spec}.yaml"))
-    raw = read_yaml(path)
+    raw = read_yaml(path, ConfigError)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a preset holds a mapping of settings (generate:, train:, ...).")
     return raw

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from labrador.errors import DataError
+from labrador.files import read_yaml
 from labrador.sdg import blocks, fact_blocks  # noqa: F401 - importing them registers the built-in blocks
 from labrador.sdg.context import LeafContext
 from labrador.sdg.registry import Block, block_class
@@ -89,19 +90,8 @@ class LeafFlow:
         return written, aux_rows
 
 
-def _read_yaml(path: Path) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        line = getattr(getattr(err, "problem_mark", None), "line", None)
-        where = str(path) if line is None else f"{path}:{line + 1}"
-        raise DataError(f"{where}: not valid YAML ({getattr(err, 'problem', err)}).") from None
-
-
 def load_pipeline(path: Path, name: str) -> Pipeline:
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("blocks"), list):
         raise DataError(f"{path}: a pipeline file needs a top-level 'blocks:' list of "
                         "{type, name, config} entries.")
@@ -142,7 +132,7 @@ def _index(root: Path) -> dict[str, Any]:
     path = root / INDEX
     if not path.is_file():
         return {kind: {"steps": [{"pipeline": kind}]} for kind in LEAF_KINDS}
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     if not isinstance(raw, dict) or not all(isinstance(v, dict) and isinstance(v.get("steps"), list)
                                             for v in raw.values()):
         raise DataError(f"{path}: the index needs, for each kind of leaf, a 'steps:' list of "

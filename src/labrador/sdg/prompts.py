@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from labrador.errors import DataError
+from labrador.files import read_yaml
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 SECTIONS = ("introduction", "principles", "examples", "generation")
@@ -74,7 +75,6 @@ def load_prompt(ref: str, base_dir: Path | None = None) -> PromptConfig:
 
     A relative path is resolved against `base_dir` (the directory of the pipeline that names it) first.
     """
-    import yaml
 
     candidates: list[Path] = []
     if ref.endswith((".yaml", ".yml")) or "/" in ref:
@@ -88,10 +88,7 @@ def load_prompt(ref: str, base_dir: Path | None = None) -> PromptConfig:
     if path is None:
         raise DataError(f"Prompt '{ref}' not found (looked at {', '.join(map(str, candidates))}). "
                         "Use the name of a built-in prompt or a path to a prompt YAML file.")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise DataError(f"{path}: not valid YAML ({err}).") from None
+    raw = read_yaml(path) or {}
     known = {"system", "example_template", "start_tags", "end_tags", "mode", "prefix", "stop", *SECTIONS}
     unknown = set(raw) - known
     if not isinstance(raw, dict) or unknown:
