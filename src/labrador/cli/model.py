@@ -12,6 +12,6 @@ from labrador.cli.model_serve import serve
 from labrador.cli.model_train import test, train
 
 
-@click.group(short_help="Download, list, convert, serve, chat, train, test, evaluate models.", commands=[download, list_models, remove, convert, serve, chat, train, test, evaluate])
+@click.group(commands=[download, list_models, remove, convert, serve, chat, train, test, evaluate])
 def model() -> None:
     """Download, list, convert, serve, chat with, train, test and evaluate models."""

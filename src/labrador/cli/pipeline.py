@@ -10,7 +10,7 @@ STAGES = ("validate", "generate", "prepare_data", "train_knowledge", "train_skil
           "evaluate_tuned")
 
 
-@click.group(short_help="Run the whole method: diff, generate, train, evaluate.")
+@click.group()
 def pipeline() -> None:
     """Run the whole method: diff/validate, generate, train, convert, evaluate."""
 

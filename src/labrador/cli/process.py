@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-@click.group(short_help="List and stop background servers and jobs.")
+@click.group()
 def process() -> None:
     """List and stop background servers."""
 

@@ -22,7 +22,7 @@ def taxonomy_options(command: Callable[..., None]) -> Callable[..., None]:
                         help="Taxonomy folder, a git repository (default: config generate.taxonomy_path).")(command)
 
 
-@click.group(short_help="Validate the taxonomy (diff).")
+@click.group()
 def taxonomy() -> None:
     """Validate the taxonomy (qna.yaml files)."""
 
