@@ -42,13 +42,16 @@ def test_prepare_data_adds_the_base_students_own_answers(tmp_path: Path) -> None
                        "  - What is 100 divided by 4?\n")
     general = tmp_path / "general.yaml"
     general.write_text("questions:\n  - question: What is the capital of France?\n    key_facts: [Paris]\n")
-    data = tmp_path / "k.jsonl"
+    run = tmp_path / "run"  # an InstructLab-style run: the same row in both phase mixes
+    run.mkdir()
+    data = run / "knowledge_train_msgs_x.jsonl"
     data.write_text(json.dumps({"messages": [{"role": "user", "content": "Q?"}, {"role": "assistant",
                                                                                "content": "A."}],
                                 "metadata": {"leaf_kind": "knowledge", "dataset": "knowledge_p07"}}) + "\n")
     options = PrepareOptions(student=EMBEDDED_MODEL_NAME, general_check=general, replay_prompts=prompts,
                              replay_max_tokens=24, threads=1, train_on_seeds=False)
-    out = prepare({"knowledge": [str(data)], "skills": [str(data)]}, [], options, tmp_path / "data")
+    (run / "skills_train_msgs_x.jsonl").write_bytes(data.read_bytes())
+    out = prepare(run, [], options, tmp_path / "data")
     assert out["replay_prompts_dropped"] == ["What is the capital of France?"]  # a general-check question
     assert out["knowledge_self_replay"] == out["skills_self_replay"] == 2
     for kind in ("knowledge", "skills"):

@@ -204,13 +204,14 @@ def test_another_seed_redoes_generation_and_training_not_base_eval(
     settings.generate.seed = settings.train.seed = 7
     run_pipeline(settings, fake.functions(), log=lambda _: None)
     assert fake.calls == [n for n in ALL if n != "evaluate_base"]
-    # `ilab pipeline run --seed` and `python -m labrador.demo --seed` set both
+    # `ilab pipeline run --seed` and `python -m labrador.demo --seed` set all three (the mixes' choices too)
     from labrador import demo
 
     cli = _settings_from_cli(monkeypatch, settings, "--seed", "5")
-    assert (cli.generate.seed, cli.train.seed) == (5, 5)
+    assert (cli.generate.seed, cli.prepare.seed, cli.train.seed) == (5, 5, 5)
     seeded, default = demo.demo_settings(settings.run_dir, 1, 9), demo.demo_settings(settings.run_dir, 1)
-    assert (seeded.generate.seed, seeded.train.seed, default.generate.seed, default.train.seed) == (9, 9, 42, 42)
+    assert (seeded.generate.seed, seeded.prepare.seed, seeded.train.seed) == (9, 9, 9)
+    assert (default.generate.seed, default.prepare.seed, default.train.seed) == (42, 42, 42)
 
 
 def test_anchor_weight_redoes_training_only_and_the_replay_prompts_count_by_content(

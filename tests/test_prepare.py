@@ -32,12 +32,13 @@ def test_prepare_data_drops_contaminated_rows_and_adds_closed_book_and_seed_rows
             row(f"{doc}\n\nWhen was the Great Flood of 2020?", "The Great Flood of 2020 was in 2020."),
             # every name is in the document, the claim is not (a sentence no document sentence supports)
             row(f"{doc}\n\nHow did Kelderwick grow?", "Kelderwick grew by trade under a farmer named Aldous Penhallow.")]
-    generated = tmp_path / "knowledge_train_msgs_x.jsonl"
-    generated.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = tmp_path / "run"  # an InstructLab run: its phase mixes are read as they are
+    run.mkdir()
+    (run / "knowledge_train_msgs_x.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     options = PrepareOptions(heldout=heldout, self_replay=False)
     leaves = [{"rel_path": "knowledge/k/qna.yaml", "kind": "knowledge", "qna_path": str(tmp_path / "qna.yaml"),
                "seeds": ["In what year was Kelderwick founded?"], "seed_qa": [["In what year?", "In 1742."]]}]
-    out = prepare({"knowledge": [str(generated)], "skills": []}, leaves, options, tmp_path / "data")
+    out = prepare(run, leaves, options, tmp_path / "data")
     assert [r["heldout"] for r in out["removed"]] == ["Who founded the town of Kelderwick?"]
     kept = [json.loads(line) for line in Path(out["files"]["knowledge"]).read_text().splitlines()]
     users = [r["messages"][1]["content"] for r in kept]
@@ -49,7 +50,7 @@ def test_prepare_data_drops_contaminated_rows_and_adds_closed_book_and_seed_rows
 
     leaves[0]["seeds"].append("Who founded the town of Kelderwick?")  # a held-out question among the seeds
     with pytest.raises(Exception, match="Held-out questions must be unseen"):
-        prepare({"knowledge": [str(generated)], "skills": []}, leaves, options, tmp_path / "data")
+        prepare(run, leaves, options, tmp_path / "data")
 
 
 def test_decontaminator_catches_copies_and_rewordings_not_topics() -> None:
@@ -73,13 +74,14 @@ def test_decontamination_checks_only_the_question_of_fact_rows(tmp_path: Path) -
                                             {"role": "assistant", "content": fact}],
                 "metadata": {"leaf_kind": "knowledge", "closed_book": closed_book}}
 
-    data = tmp_path / "gen.jsonl"
+    (tmp_path / "run").mkdir()
+    data = tmp_path / "run" / "knowledge_train_msgs_x.jsonl"
     rows = [row("Where is Brackenford?", True), row("Where is Brackenford?", False),
             row("How far is Brackenford from the sea at Lune Bay?", True)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     options = PrepareOptions(heldout=heldout, grounded_only=False, closed_book=False, train_on_seeds=False,
                              self_replay=False)
-    result = prepare({"knowledge": [str(data)], "skills": []}, [], options, tmp_path / "out")
+    result = prepare(tmp_path / "run", [], options, tmp_path / "out")
     kept = [json.loads(line) for line in Path(result["files"]["knowledge"]).read_text().splitlines()]
     assert [(r["messages"][0]["content"], r["metadata"]["closed_book"]) for r in kept] == [
         ("Where is Brackenford?", True)]
@@ -91,7 +93,35 @@ def _ilab(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, check=False)
 
 
-def test_ilab_data_prepare_on_a_generated_run_and_on_a_bad_directory(tmp_path: Path) -> None:
+def test_ilab_data_prepare_mixes_a_labrador_run(tmp_path: Path) -> None:
+    """A run as `ilab data generate` writes it (node datasets, documents, summary) -> the two phase mixes."""
+    from labrador.sdg.output import LeafResult, RunWriter
+
+    docs = [f"Brackenford fact {i}: the mill had {i} wheels." for i in range(4)]
+    rows = [{"question": f"How many wheels in part {i}?", "response": f"{i % 4} wheels.", "document": docs[i % 4],
+             "raw_document": docs[i % 4], "source_document": "b.md", "chunk_index": i % 4, "_seed_index": 0,
+             "_meta": {"block": "gen", "prompt_hash": "0123456789ab", "lineage": [f"gen:{i}"]}} for i in range(8)]
+    skill = [{"question": "Name a synonym of small.", "response": "Tiny.", "_seed_index": 0, "_meta": {}}]
+    results = [LeafResult("knowledge/b/qna.yaml", "knowledge", rows=rows),
+               LeafResult("compositional_skills/s/qna.yaml", "freeform_skill", rows=skill)]
+    run = tmp_path / "run"
+    RunWriter(run, "2026-01-01T00_00_00", {"pipeline": "simple", "teacher": "t"}).write(results)
+    (run / "summary.json").write_text(json.dumps({"leaves": [{"leaf": r.rel_path, "kind": r.kind} for r in results]}))
+    done = _ilab("data", "prepare", str(run), "--no-self-replay", "--no-grounded-only", "--no-closed-book",
+                 "--seed", "3", "--raft-distractors", "2", "--raft-gold-ratio", "1")
+    assert done.returncode == 0, done.stderr
+    knowledge = (run / "prepared" / "knowledge_train_msgs_decontaminated.jsonl").read_text().splitlines()
+    skills = [json.loads(line) for line in
+              (run / "prepared" / "skills_train_msgs_decontaminated.jsonl").read_text().splitlines()]
+    assert len(knowledge) == 8 and len(skills) == 1 + 8 + 8  # the skill, 8 RAFT copies, phase 1 replayed
+    raft = [r for r in skills if r["metadata"]["dataset"] == "knowledge_p10"]
+    for record in raft:  # gold ratio 1: its own chunk and 2 others, then the question
+        user = record["messages"][1]["content"]
+        assert user.count("Document:\n") == 3 and docs[record["metadata"]["chunk_index"]] in user
+        assert user.endswith("?") and record["metadata"]["raft"] == "gold"
+
+
+def test_ilab_data_prepare_on_an_instructlab_run_and_on_a_bad_directory(tmp_path: Path) -> None:
     run = tmp_path / "datasets" / "2026-01-01T00_00_00_teacher"
     (run / "node_datasets_2026-01-01T00_00_00").mkdir(parents=True)
     system = {"role": "system", "content": "sys"}
@@ -123,9 +153,9 @@ def test_ilab_data_prepare_on_a_generated_run_and_on_a_bad_directory(tmp_path: P
     assert summary["knowledge_generated"] == 2 and len(summary["removed"]) == 2
     assert "Removed 2 row(s)" in done.stdout
 
-    bad = _ilab("data", "prepare", str(tmp_path))  # a directory without phase files
+    bad = _ilab("data", "prepare", str(tmp_path))  # a directory without a generation run
     assert bad.returncode == 1
-    assert "no knowledge_train_msgs_*.jsonl" in bad.stderr and "Traceback" not in bad.stderr + bad.stdout
+    assert "neither a labrador run" in bad.stderr and "Traceback" not in bad.stderr + bad.stdout
     assert len(bad.stderr.strip().splitlines()) == 1
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from labrador.prepare.inputs import load_phases
+from labrador.prepare.options import PrepareOptions
 from labrador.sdg.context import GenerateOptions
 from labrador.sdg.generate import GenerateRequest, generate
 from labrador.sdg.output import record_schema
@@ -59,7 +61,7 @@ def validate_run(run_dir: Path) -> dict[str, list[dict]]:
     files: dict[str, list[dict]] = {}
     for path in sorted(run_dir.rglob("*.jsonl")):
         rows = [json.loads(line) for line in path.read_text().splitlines()]
-        for row in rows:
+        for row in rows if not path.name.startswith("documents_") else []:  # chunks, not records
             errors = list(validator.iter_errors(row))
             assert not errors, f"{path.name}: {errors[0].message}"
         files[path.relative_to(run_dir).as_posix()] = rows
@@ -67,8 +69,6 @@ def validate_run(run_dir: Path) -> dict[str, list[dict]]:
 
 
 def test_simple_pipeline_writes_valid_files_for_all_leaf_kinds(taxonomy: Path, teacher_client, tmp_path: Path):
-    import yaml
-
     options = GenerateOptions(scale_factor=1, max_num_tokens=64, chunk_size=1000, num_workers=4, seed=7)
     request = GenerateRequest(taxonomy, tmp_path / "datasets", taxonomy_base="empty", pipeline="simple",
                               options=options)
@@ -78,7 +78,7 @@ def test_simple_pipeline_writes_valid_files_for_all_leaf_kinds(taxonomy: Path, t
     assert result.run_dir is not None and result.run_dir.name.endswith("smollm2-135m-instruct")
     files = validate_run(result.run_dir)
     stamp = result.run_dir.name.split("_smollm2")[0]
-    for name in ("messages", "train", "test", "knowledge_train_msgs", "skills_train_msgs"):
+    for name in ("messages", "train", "test", "documents"):
         assert f"{name}_{stamp}.jsonl" in files
     tests = files[f"test_{stamp}.jsonl"]
     assert len(tests) == 15 + 5 + 5 and {t["metadata"]["teacher"] for t in tests} == {"human"}
@@ -102,11 +102,11 @@ def test_simple_pipeline_writes_valid_files_for_all_leaf_kinds(taxonomy: Path, t
         question, answer = row["messages"][1]["content"], row["messages"][2]["content"]
         assert question.endswith("?") and "\n" not in question and row["unmask"] is False
         assert answer.split(". ")[0].rstrip(".") in doc.replace("*", "") or ": Founded" in answer
-    p10 = next(rows for name, rows in files.items() if name.endswith("_p10.jsonl"))
-    assert {r["metadata"]["dataset"] for r in p10} == {"knowledge_p10", "knowledge_p07"}
-    recipe = yaml.safe_load((result.run_dir / f"skills_recipe_{stamp}.yaml").read_text())
-    for entry in recipe["datasets"]:
-        assert (result.run_dir / entry["path"]).is_file()
+    # labrador.prepare mixes the run into the two phases: RAFT copies and replay of phase 1 in phase 2
+    phases = load_phases(result.run_dir, PrepareOptions(seed=7))
+    assert len(phases["knowledge"]) == kinds["knowledge"]["rows"] + kinds["knowledge"]["aux_rows"]
+    raft = [r for r in phases["skills"] if r["metadata"]["dataset"] == "knowledge_p10"]
+    assert len(raft) == len(qa) and all(r["messages"][1]["content"].startswith("Document:\n") for r in raft)
     stats = result.summary["teacher_stats"]
     assert stats["requests"] > 0 and 0 < stats["busy_seconds"] <= stats["wall_seconds"] * 1.05
     # the same run again costs no teacher call and writes the same rows
@@ -137,6 +137,6 @@ def test_full_pipeline_runs_every_block(taxonomy: Path, teacher_client, tmp_path
     assert knowledge["aux_rows"] > 0  # summaries are generated whatever the judges decide
     if result.run_dir is not None:
         files = validate_run(result.run_dir)
-        aux = [r for name, rows in files.items() if name.startswith("knowledge_train_msgs") for r in rows
+        aux = [r for name, rows in files.items() if name.endswith("_summaries.jsonl") for r in rows
                if "summary_kind" in r["metadata"]]
         assert aux and all(r["unmask"] for r in aux)

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
+from labrador.prepare.mix import mix_phases
+from labrador.prepare.options import PrepareOptions
 from labrador.sdg.blocks import LLMBlock
 from labrador.sdg.context import GenerateOptions, LeafContext
 from labrador.sdg.english import (
@@ -152,14 +153,15 @@ def test_writer_asks_fact_rows_closed_book_in_both_phases(tmp_path: Path) -> Non
     qa = {**fact_row("When was it founded?", "In 1650."), "_closed_book": False}
     rows = [fact_row("Who founded Brackenford?", "It was founded in 1650 by a miller."), qa]
     stamp = "2026-01-01T00_00_00"
-    RunWriter(tmp_path, stamp, {"pipeline": "simple", "teacher": "t"}, GenerateOptions(seed=1)).write(
+    RunWriter(tmp_path, stamp, {"pipeline": "simple", "teacher": "t"}).write(
         [LeafResult("knowledge/b/qna.yaml", "knowledge", rows=rows)])
-    p07 = [json.loads(line) for line in (tmp_path / f"knowledge_train_msgs_{stamp}.jsonl").read_text().splitlines()]
+    phases = mix_phases(tmp_path, [{"leaf": "knowledge/b/qna.yaml", "kind": "knowledge"}], PrepareOptions(seed=1))
+    p07 = phases["knowledge"]
     fact = next(r for r in p07 if r["metadata"].get("closed_book"))
     assert fact["messages"][1]["content"] == "Who founded Brackenford?" and fact["unmask"] is False
     other = next(r for r in p07 if not r["metadata"].get("closed_book"))
     assert other["messages"][1]["content"].startswith("# Brackenford") and other["unmask"] is True
-    p10 = [json.loads(line) for line in (tmp_path / f"skills_train_msgs_{stamp}.jsonl").read_text().splitlines()]
+    p10 = phases["skills"]
     assert any(r["messages"][1]["content"] == "Who founded Brackenford?" for r in p10)
     assert not any("Document:" in r["messages"][1]["content"] and "Who founded" in r["messages"][1]["content"]
                    for r in p10)  # fact rows get no RAFT documents

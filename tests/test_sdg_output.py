@@ -1,4 +1,4 @@
-"""The run writer: file names, record format (JSON Schema), phase mixes, RAFT, recipes, `ilab data list`."""
+"""The run writer (file names, record format), the phase mixes of `labrador.prepare` (RAFT, replay), `ilab data list`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import jsonschema
-import yaml
 
-from labrador.sdg.context import GenerateOptions
+from labrador.prepare.mix import mix_phases
+from labrador.prepare.options import PrepareOptions
 from labrador.sdg.output import LeafResult, RunWriter, record_schema
 from labrador.sdg.runs import list_dataset_runs
 
@@ -27,10 +27,16 @@ def skill_rows(n: int, grounded: bool) -> list[dict]:
                                              "lineage": [f"gen:abcdefabcdef:{i}"]}} for i in range(n)]
 
 
-def test_writer_files_schema_raft_and_recipes(tmp_path: Path) -> None:
-    options = GenerateOptions(seed=1, raft_distractors=3, raft_gold_ratio=0.4)
+def write_run(directory: Path, results: list[LeafResult], stamp: str) -> dict[str, int]:
+    counts = RunWriter(directory, stamp, {"pipeline": "simple", "teacher": "t"}).write(results)
+    leaves = [{"leaf": r.rel_path, "kind": r.kind, "rows": len(r.rows), "aux_rows": len(r.aux_rows)} for r in results]
+    (directory / "summary.json").write_text(json.dumps({"leaves": leaves, "created": "2026-01-01"}))
+    return counts
+
+
+def sample_results() -> list[LeafResult]:
     aux = [{**knowledge_rows(1)[0], "summary_kind": "summary_detailed", "summary": "A summary."}]
-    results = [
+    return [
         LeafResult("knowledge/town/qna.yaml", "knowledge", rows=knowledge_rows(200), aux_rows=aux,
                    tests=[{"seed_index": 0, "question": "Seed q?", "answer": "Seed a.", "context": "Ctx."}]),
         LeafResult("compositional_skills/syn/qna.yaml", "freeform_skill", rows=skill_rows(7, False),
@@ -38,23 +44,41 @@ def test_writer_files_schema_raft_and_recipes(tmp_path: Path) -> None:
         LeafResult("compositional_skills/read/qna.yaml", "grounded_skill", rows=skill_rows(3, True)),
         LeafResult("compositional_skills/broken/qna.yaml", "freeform_skill", error="teacher failed"),
     ]
+
+
+def test_writer_files_and_schema(tmp_path: Path) -> None:
     stamp = "2026-01-01T00_00_00"
-    counts = RunWriter(tmp_path, stamp, {"pipeline": "simple", "teacher": "t"}, options).write(results)
+    counts = write_run(tmp_path, sample_results(), stamp)
     validator = jsonschema.Draft202012Validator(record_schema())
     for rel, count in counts.items():
         lines = (tmp_path / rel).read_text().splitlines()
         assert len(lines) == count
-        for line in lines:
-            validator.validate(json.loads(line))
+        if not rel.startswith("documents_"):
+            for line in lines:
+                validator.validate(json.loads(line))
     assert counts[f"messages_{stamp}.jsonl"] == 210 and counts[f"train_{stamp}.jsonl"] == 210
     assert counts[f"test_{stamp}.jsonl"] == 2
     node = f"node_datasets_{stamp}"
     assert counts[f"{node}/compositional_skills_syn.jsonl"] == 7
-    assert counts[f"{node}/knowledge_town_p07.jsonl"] == 201  # Q&A + one auxiliary summary
-    assert counts[f"knowledge_train_msgs_{stamp}.jsonl"] == 201
-    assert counts[f"skills_train_msgs_{stamp}.jsonl"] == 7 + 3 + 200 + 201  # skills + RAFT + replay
-    p10 = [json.loads(line) for line in (tmp_path / node / "knowledge_town_p10.jsonl").read_text().splitlines()]
-    raft = [r for r in p10 if r["metadata"]["dataset"] == "knowledge_p10"]
+    assert counts[f"{node}/knowledge_town.jsonl"] == 200
+    assert counts[f"{node}/knowledge_town_summaries.jsonl"] == 1
+    documents = [json.loads(line) for line in (tmp_path / f"documents_{stamp}.jsonl").read_text().splitlines()]
+    assert sorted(d["chunk_index"] for d in documents) == [0, 1, 2, 3]  # one line per chunk, not per row
+    train = json.loads((tmp_path / f"train_{stamp}.jsonl").read_text().splitlines()[-1])
+    assert train["user"] == "Context 2.\n\nQ2?" and train["messages"][0]["role"] == "system"
+
+
+def test_phase_mixes_raft_and_replay(tmp_path: Path) -> None:
+    stamp = "2026-01-01T00_00_00"
+    results = sample_results()
+    write_run(tmp_path, results, stamp)
+    leaves = json.loads((tmp_path / "summary.json").read_text())["leaves"]
+    options = PrepareOptions(seed=1, raft_distractors=3, raft_gold_ratio=0.4)
+    phases = mix_phases(tmp_path, leaves, options)
+    assert len(phases["knowledge"]) == 201  # Q&A + one auxiliary summary
+    assert {r["metadata"]["dataset"] for r in phases["knowledge"]} == {"knowledge_p07"}
+    assert len(phases["skills"]) == 7 + 3 + 200 + 201  # skills + RAFT + replay of phase 1
+    raft = [r for r in phases["skills"] if r["metadata"]["dataset"] == "knowledge_p10"]
     gold = [r for r in raft if r["metadata"]["raft"] == "gold"]
     assert 0.25 < len(gold) / len(raft) < 0.55  # about --raft-gold-ratio
     for record in raft:
@@ -62,22 +86,12 @@ def test_writer_files_schema_raft_and_recipes(tmp_path: Path) -> None:
         own = record["metadata"]["chunk_index"]
         assert user.count("Document:\n") in (3, 4)  # the pool has 4 chunks: gold + 3, or the 3 others
         assert (f"Chunk {own} text." in user) == (record["metadata"]["raft"] == "gold")
-    train = json.loads((tmp_path / f"train_{stamp}.jsonl").read_text().splitlines()[-1])
-    assert train["user"] == "Context 2.\n\nQ2?" and train["messages"][0]["role"] == "system"
-    recipe = yaml.safe_load((tmp_path / f"skills_recipe_{stamp}.yaml").read_text())
-    assert {d["path"] for d in recipe["datasets"]} == {f"{node}/compositional_skills_syn.jsonl",
-                                                      f"{node}/compositional_skills_read.jsonl",
-                                                      f"{node}/knowledge_town_p10.jsonl"}
-    assert recipe["metadata"]["sys_prompt"]
-    for entry in recipe["datasets"]:  # the row count of each file in the mix, and of the whole mix
-        assert entry["rows"] == len((tmp_path / entry["path"]).read_text().splitlines()) > 0
-    assert recipe["metadata"]["rows"] == sum(d["rows"] for d in recipe["datasets"])
-    # a second write of the same results is byte-identical (content-derived ids, seeded choices)
-    again = tmp_path / "again"
-    again.mkdir()
-    RunWriter(again, stamp, {"pipeline": "simple", "teacher": "t"}, options).write(results)
-    assert (again / f"skills_train_msgs_{stamp}.jsonl").read_bytes() == (
-        tmp_path / f"skills_train_msgs_{stamp}.jsonl").read_bytes()
+        assert user.rsplit("\n\n", 1)[1].startswith("What happened in year")  # the question, after the documents
+    assert len(mix_phases(tmp_path, leaves, options.model_copy(update={"knowledge_replay_ratio": 0.0}))[
+        "skills"]) == 7 + 3 + 200
+    # the same run and seed mix to the same rows; another seed picks other RAFT documents
+    assert mix_phases(tmp_path, leaves, options) == phases
+    assert mix_phases(tmp_path, leaves, options.model_copy(update={"seed": 2})) != phases
 
 
 def test_list_runs_reads_summaries_and_skips_partial(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def demo_settings(workspace: Path, threads: int, seed: int | None = None, preset
     was tuned) with the demo's workspace, questions and thread count."""
     from labrador.pipeline.settings import PipelineSettings
 
-    return PipelineSettings.from_preset(preset, {"generate": {"seed": seed}, "train": {"seed": seed}}, {
+    return PipelineSettings.from_preset(preset, {stage: {"seed": seed} for stage in ("generate", "prepare", "train")}, {
         "taxonomy_path": workspace / "taxonomy", "run_dir": workspace / "run", "taxonomy_base": "empty",
         "heldout": demo_file("heldout.yaml"), "general_check": demo_file("general_check.yaml"), "threads": threads})
 

@@ -35,10 +35,6 @@ from labrador.cli.taxonomy import taxonomy_options
               help="Seed examples sampled into each generation prompt.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
               help="Seconds to wait for one teacher answer.")
-@click.option("--raft-distractors", type=click.IntRange(0), default=None,
-              help="Distractor chunks added to each phase-2 knowledge sample (RAFT).")
-@click.option("--raft-gold-ratio", type=click.FloatRange(0, 1), default=None,
-              help="Share of phase-2 knowledge samples that include their source chunk.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads of an in-process teacher.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the teacher-call cache.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
@@ -47,8 +43,8 @@ def generate(preset: str | None, taxonomy_path: str | None, taxonomy_base: str |
              threads: int | None, no_cache: bool, quiet: bool, **given: Any) -> None:
     """Generate synthetic training data from the new or changed taxonomy leaves with a teacher model.
 
-    Writes datasets/<run-id>/ (messages_, train_, test_, node_datasets_, knowledge/skills phase mixes and
-    recipes). Every teacher call is cached, so a killed run resumes where it stopped. Exits 1 when a leaf
+    Writes datasets/<run-id>/ (messages_, train_, test_, documents_, node_datasets_); `ilab data prepare`
+    mixes it into the two training phases. Every teacher call is cached, so a killed run resumes where it stopped. Exits 1 when a leaf
     produced no data (the summary says why); the other leaves' data is still written. A generation option not
     given takes the value of --preset's `generate:` section, else config.yaml's, else GenerateOptions' default.
     """
@@ -117,7 +113,7 @@ def list_runs(output_dir: str | None, as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title=str(root))
-    for column in ("run", "created", "pipeline", "teacher", "generated", "knowledge (p1)", "skills (p2)", "test"):
+    for column in ("run", "created", "pipeline", "teacher", "generated", "knowledge", "skills", "test"):
         table.add_column(column)
     for run in runs:
         table.add_row(run["run"], run["created"], run["pipeline"], run["teacher"], str(run["generated"]),

@@ -1,4 +1,4 @@
-"""`ilab data prepare`: a generation run's phase files -> the training files (`labrador.prepare`)."""
+"""`ilab data prepare`: a generation run -> the training files (`labrador.prepare`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ import click
               help="General-check questions (YAML): no replay prompt may contain one.")
 @click.option("--student", default=None,
               help="The model to be trained, which answers the replay prompts (default: config train.model).")
+@click.option("--seed", type=int, default=None, help="Seed of the RAFT and replay choices of the phase mixes.")
+@click.option("--raft-distractors", type=click.IntRange(0), default=None,
+              help="Other chunks shown beside a phase-2 knowledge question (RAFT).")
+@click.option("--raft-gold-ratio", type=click.FloatRange(0, 1), default=None,
+              help="Share of RAFT samples that include the question's own chunk.")
 @click.option("--grounded-only/--no-grounded-only", default=None,
               help="Drop knowledge rows whose answer names things or claims its document does not.")
 @click.option("--closed-book/--no-closed-book", default=None,
@@ -40,8 +45,9 @@ import click
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads of an in-process student.")
 def prepare(dataset_dir: str, output_dir: str | None, preset: str | None, taxonomy_path: str | None,
             taxonomy_base: str, student: str | None, **given: Any) -> None:
-    """Prepare the run DATASET_DIR of `ilab data generate` (labrador's or InstructLab's: its
-    knowledge_train_msgs_*.jsonl and skills_train_msgs_*.jsonl) for `ilab model train`.
+    """Prepare the run DATASET_DIR of `ilab data generate` for `ilab model train`: labrador's (its node
+    datasets are mixed into the two phases here) or InstructLab's (its knowledge_train_msgs_*.jsonl and
+    skills_train_msgs_*.jsonl, mixed already).
 
     Writes knowledge_train_msgs_decontaminated.jsonl, skills_train_msgs_decontaminated.jsonl and
     prepare_summary.json. An option not given takes the value of --preset's `prepare:` section, else
@@ -53,16 +59,15 @@ def prepare(dataset_dir: str, output_dir: str | None, preset: str | None, taxono
     from labrador.files import atomic_write_json
     from labrador.prepare import PrepareOptions
     from labrador.prepare import prepare as run_prepare
-    from labrador.prepare.inputs import find_generated, taxonomy_seeds
+    from labrador.prepare.inputs import taxonomy_seeds
     from labrador.presets import load_preset
 
     source = Path(dataset_dir).expanduser()
-    generated = find_generated(source)
     options = layered(PrepareOptions, load_preset(preset).get("prepare"),
                       {**given, "student": student or load_config().train.model}, source="preparation options")
     leaves = taxonomy_seeds(Path(taxonomy_path).expanduser(), taxonomy_base) if taxonomy_path else []
     out_dir = Path(output_dir).expanduser() if output_dir else source / "prepared"
-    result = run_prepare(generated, leaves, options, out_dir)
+    result = run_prepare(source, leaves, options, out_dir)
     atomic_write_json(out_dir / "prepare_summary.json", result, indent=2, default=str)
     for kind in ("knowledge", "skills"):
         click.echo(f"{kind}: {result[f'{kind}_generated']} generated rows -> {result[f'{kind}_rows']} training rows "

@@ -101,7 +101,7 @@ def _from_options(given: dict[str, Any]) -> dict[str, Any]:
             "general_check": path(g["general_check"]), "threads": g["threads"], "force": list(g["force"]) or None,
             "skip_judge": g["no_judge"],
             "generate": {"scale_factor": g["scale"], "chunk_size": g["chunk_size"], "seed": g["seed"]},
-            "prepare": {"self_replay": g["self_replay"], "replay_prompts": path(g["replay_prompts"]),
+            "prepare": {"seed": g["seed"], "self_replay": g["self_replay"], "replay_prompts": path(g["replay_prompts"]),
                         "replay_kl": g["replay_kl"]},
             "train": {"pipeline": g["train_pipeline"], "max_seq_len": g["max_seq_len"],
                       "effective_batch_size": g["batch_size"], "seed": g["seed"], "anchor_weight": g["anchor_weight"]},

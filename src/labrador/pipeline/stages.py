@@ -39,11 +39,7 @@ def generate(settings: PipelineSettings, out_dir: Path) -> dict[str, Any]:
     if result.run_dir is None:
         reasons = "; ".join(f"{leaf['leaf']}: {leaf.get('error') or 'no rows'}" for leaf in result.summary["leaves"])
         raise DataError(f"Generation produced no data ({reasons}). Try a stronger teacher or a larger scale factor.")
-    run_dir = Path(result.run_dir)
-    knowledge = sorted(run_dir.glob("knowledge_train_msgs_*.jsonl"))
-    skills = sorted(run_dir.glob("skills_train_msgs_*.jsonl"))
-    return {"dataset_dir": str(run_dir), "knowledge": [str(p) for p in knowledge], "skills": [str(p) for p in skills],
-            "failed_leaves": result.failed_leaves,
+    return {"dataset_dir": str(result.run_dir), "failed_leaves": result.failed_leaves,
             "per_leaf": {leaf["leaf"]: leaf.get("rows", 0) for leaf in result.summary["leaves"]},
             "teacher": {k: result.summary.get("teacher_stats", {}).get(k) for k in
                         ("requests", "cache_hits", "prompt_tokens", "completion_tokens", "wall_seconds")}}
@@ -51,10 +47,10 @@ def generate(settings: PipelineSettings, out_dir: Path) -> dict[str, Any]:
 
 def prepare_data(settings: PipelineSettings, generated: dict[str, Any], leaves: list[dict[str, Any]],
                  out_dir: Path) -> dict[str, Any]:
-    """The generated phase files -> the training files (`labrador.prepare.prepare`)."""
+    """The generation run -> the training files (`labrador.prepare.prepare`)."""
     from labrador.prepare import prepare
 
-    return prepare(generated, leaves, settings.prepare_options(), out_dir)
+    return prepare(Path(generated["dataset_dir"]), leaves, settings.prepare_options(), out_dir)
 
 
 def train_phase(options: TrainOptions, phase: str) -> dict[str, Any]:

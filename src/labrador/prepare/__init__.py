@@ -1,7 +1,8 @@
-"""Data preparation: everything between the teacher's phase files and the trainer (see docs/data.md).
+"""Data preparation: everything between the teacher's output and the trainer (see docs/data.md).
 
-`prepare(generated, leaves, options, out_dir)` is the entry point; `PrepareOptions` its switches;
-`inputs.find_generated` finds a generation run's phase files, `inputs.taxonomy_seeds` the seeds of its leaves.
+`prepare(dataset_dir, leaves, options, out_dir)` is the entry point; `PrepareOptions` its switches;
+`inputs.load_phases` reads a generation run by phase (`mix` mixes labrador's), `inputs.taxonomy_seeds` the
+seeds of its leaves.
 """
 
 from labrador.prepare.options import PrepareOptions

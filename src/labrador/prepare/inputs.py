@@ -1,25 +1,45 @@
-"""What `ilab data prepare` reads: a generation run's phase files and the taxonomy leaves they came from."""
+"""What `ilab data prepare` reads: a generation run's rows by phase, and the taxonomy leaves they came from."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from labrador.errors import DataError
+from labrador.files import read_jsonl
+from labrador.prepare.options import PrepareOptions
+
+PHASES = ("knowledge", "skills")
 
 
-def find_generated(dataset_dir: Path) -> dict[str, list[str]]:
-    """The phase files of a run directory written by `ilab data generate` (labrador or InstructLab):
-    `knowledge_train_msgs_*.jsonl` (phase 1) and `skills_train_msgs_*.jsonl` (phase 2), newest name last."""
+def load_phases(dataset_dir: Path, options: PrepareOptions) -> dict[str, list[dict[str, Any]]]:
+    """`{"knowledge": rows, "skills": rows}` of a run directory of `ilab data generate`: labrador's (node
+    datasets, mixed here, `labrador.prepare.mix`) or InstructLab's (its mixed `knowledge_train_msgs_*.jsonl`
+    and `skills_train_msgs_*.jsonl`, read as they are)."""
     if not dataset_dir.is_dir():
-        raise DataError(f"{dataset_dir}: not a directory; pass the run directory that `ilab data generate` wrote "
-                        f"(it holds knowledge_train_msgs_*.jsonl and skills_train_msgs_*.jsonl).")
-    found = {kind: [str(p) for p in sorted(dataset_dir.glob(f"{kind}_train_msgs_*.jsonl"))]
-             for kind in ("knowledge", "skills")}
+        raise DataError(f"{dataset_dir}: not a directory; pass the run directory that `ilab data generate` wrote.")
+    summary = dataset_dir / "summary.json"
+    if any(dataset_dir.glob("documents_*.jsonl")) and summary.is_file():
+        from labrador.prepare.mix import mix_phases
+
+        leaves = json.loads(summary.read_text(encoding="utf-8"))["leaves"]
+        return mix_phases(dataset_dir, leaves, options)
+    found = {kind: sorted(dataset_dir.glob(f"{kind}_train_msgs_*.jsonl")) for kind in PHASES}
     if not any(found.values()):
-        raise DataError(f"{dataset_dir}: no knowledge_train_msgs_*.jsonl or skills_train_msgs_*.jsonl; pass the "
-                        f"run directory that `ilab data generate` wrote.")
-    return found
+        raise DataError(f"{dataset_dir}: neither a labrador run (summary.json, documents_*.jsonl) nor "
+                        f"InstructLab's mixes (knowledge_train_msgs_*.jsonl, skills_train_msgs_*.jsonl); pass "
+                        f"the run directory that `ilab data generate` wrote.")
+    return {kind: [row for path in paths for row in load_rows(path)] for kind, paths in found.items()}
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    """A phase file's records. InstructLab writes `metadata` as a JSON string; it is read as the object."""
+    rows = read_jsonl(path)
+    for row in rows:
+        if isinstance(row.get("metadata"), str):
+            row["metadata"] = json.loads(row["metadata"])
+    return rows
 
 
 def taxonomy_seeds(taxonomy_path: Path, taxonomy_base: str) -> list[dict[str, Any]]:

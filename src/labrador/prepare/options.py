@@ -12,6 +12,10 @@ class PrepareOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    seed: int | None = None  # the RAFT and replay choices of the phase mixes (labrador runs)
+    raft_distractors: int = 3  # other chunks beside a phase-2 knowledge question (RAFT)
+    raft_gold_ratio: float = 0.4  # share of RAFT samples that include the question's own chunk
+    knowledge_replay_ratio: float = 1.0  # share of phase-1 knowledge rows replayed in phase 2
     grounded_only: bool = True  # drop knowledge rows whose answer names things its document does not
     closed_book: bool = True  # also train each grounded knowledge Q&A without its document (how users ask)
     train_on_seeds: bool = True  # add the knowledge leaves' own seed Q&A pairs to the training data

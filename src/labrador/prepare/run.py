@@ -1,6 +1,6 @@
-"""`prepare`: the generated phase files -> the training files (decontaminated, filtered, with extra rows).
+"""`prepare`: a generation run -> the training files (mixed, decontaminated, filtered, with extra rows).
 
-Steps, in order: refuse seeds that hold a held-out question; drop generated rows that hold one; drop
+Steps, in order: mix the phases (`labrador.prepare.mix`; InstructLab's runs come mixed); refuse seeds that hold a held-out question; drop generated rows that hold one; drop
 knowledge rows with invented names, numbers or claims (`grounded_only`); then add closed-book copies of the
 grounded phase-1 knowledge Q&A (`closed_book`), the knowledge leaves' seed Q&A pairs (`train_on_seeds`) and the
 base student's answers to general prompts (`self_replay`), to both phases: phase 2 replays phase 1's knowledge,
@@ -9,14 +9,14 @@ as generation does. Row order: kept rows, copies, seed rows, replay rows.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from labrador.errors import LabradorError
-from labrador.files import read_jsonl, write_jsonl
+from labrador.files import write_jsonl
 from labrador.prepare import replay
 from labrador.prepare.decontam import check_seeds, drop_contaminated, verify_clean
+from labrador.prepare.inputs import load_phases
 from labrador.prepare.options import PrepareOptions
 from labrador.prepare.rows import closed_book_copy, grounded_row, seed_rows
 from labrador.sdg.output import SYSTEM_PROMPT
@@ -25,11 +25,12 @@ from labrador.sdg.quality import Decontaminator
 KINDS = ("knowledge", "skills")
 
 
-def prepare(generated: dict[str, list[str]], leaves: list[dict[str, Any]], options: PrepareOptions,
+def prepare(dataset_dir: Path, leaves: list[dict[str, Any]], options: PrepareOptions,
             out_dir: Path) -> dict[str, Any]:
-    """Write `<out_dir>/{knowledge,skills}_train_msgs_decontaminated.jsonl` from the phase files `generated`
-    (`{"knowledge": [paths], "skills": [paths]}`, see `labrador.prepare.inputs.find_generated`); `leaves` are
+    """Write `<out_dir>/{knowledge,skills}_train_msgs_decontaminated.jsonl` from the run `dataset_dir` of
+    `ilab data generate` (labrador's or InstructLab's, `labrador.prepare.inputs.load_phases`); `leaves` are
     `labrador.prepare.rows.leaf_seeds` of the taxonomy's changed leaves. Returns the counts (JSON-able)."""
+    phases = load_phases(Path(dataset_dir), options)
     heldout = _questions(options.heldout)
     checker = Decontaminator(heldout)
     check_seeds(checker, leaves)
@@ -37,7 +38,7 @@ def prepare(generated: dict[str, list[str]], leaves: list[dict[str, Any]], optio
     result: dict[str, Any] = {"heldout_questions": len(heldout), "removed": [], "files": {}}
     rows: dict[str, list[dict[str, Any]]] = {}
     for kind in KINDS:
-        generated_rows = [row for f in generated.get(kind, []) for row in load_rows(Path(f))]
+        generated_rows = phases[kind]
         rows[kind] = drop_contaminated(checker, generated_rows, kind, result["removed"])
         target = out_dir / f"{kind}_train_msgs_decontaminated.jsonl"
         verify_clean(checker, rows[kind], str(target))
@@ -95,11 +96,3 @@ def _questions(path: Path | None) -> list[str]:
 
     return [] if path is None else [q.question for q in load_question_set(path).questions]
 
-
-def load_rows(path: Path) -> list[dict[str, Any]]:
-    """A phase file's records. InstructLab writes `metadata` as a JSON string; it is read as the object."""
-    rows = read_jsonl(path)
-    for row in rows:
-        if isinstance(row.get("metadata"), str):
-            row["metadata"] = json.loads(row["metadata"])
-    return rows

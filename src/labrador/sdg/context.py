@@ -49,9 +49,6 @@ class GenerateOptions(BaseModel):
     num_examples: int = 2  # seed examples sampled into each prompt
     max_prompt_tokens: int = 1536  # leave room in the teacher's context window for the answer
     timeout: float = 120.0
-    raft_distractors: int = 3
-    raft_gold_ratio: float = 0.4
-    knowledge_replay_ratio: float = 1.0  # share of phase-1 knowledge rows replayed in phase 2
     dedup_threshold: float = 0.8
     decontam_ngram: int = 5
     decontam_threshold: float = 0.5

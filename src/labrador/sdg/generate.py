@@ -177,7 +177,7 @@ def generate(request: GenerateRequest, client: LLMClient | None = None,
     shutil.rmtree(temp, ignore_errors=True)
     temp.mkdir(parents=True)
     run_info = {"pipeline": request.pipeline, "teacher": teacher.model}
-    summary["files"] = RunWriter(temp, stamp, run_info, options).write(results)
+    summary["files"] = RunWriter(temp, stamp, run_info).write(results)
     (temp / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     temp.rename(final)
     return RunResult(final.name, final, summary)

@@ -3,18 +3,20 @@
 Every record is `{"id", "messages": [system, user, assistant], "metadata": {...}, "unmask"}`; train_/test_
 records also carry the legacy `system`/`user`/`assistant` keys so readers of either format can use them.
 All files are written into a hidden temporary directory that is renamed to `datasets/<run-id>/` at the end.
+Knowledge leaves also get their summaries and the chunks their questions were asked on, which
+`labrador.prepare` needs for the phase mixes (phase 1: Q&A + summaries; phase 2: RAFT + replay).
 """
 
 from __future__ import annotations
 
 import json
-import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labrador.files import write_jsonl
 from labrador.sdg.seeds import leaf_file_name
 
 SYSTEM_PROMPT = ("I am a helpful AI assistant trained with the LAB method. I answer questions accurately and "
@@ -78,104 +80,68 @@ def user_turn(row: dict[str, Any], kind: str) -> str:
     return question
 
 
-def raft_user(row: dict[str, Any], pool: list[str], rng: random.Random, distractors: int, gold_ratio: float,
-              ) -> tuple[str, str]:
-    """RAFT: the gold chunk with `distractors` others (probability gold_ratio), else distractors only."""
-    gold = str(row.get("raw_document") or row["document"]).strip()
-    others = [c for c in pool if c != gold]
-    with_gold = rng.random() < gold_ratio or not others
-    picked = rng.sample(others, min(len(others), distractors + (0 if with_gold else 1)))
-    docs = [gold, *picked] if with_gold else picked
-    rng.shuffle(docs)
-    body = "".join(f"Document:\n{d}\n\n" for d in docs)
-    return f"{body}{str(row['question']).strip()}", "gold" if with_gold else "distractors_only"
-
-
 class RunWriter:
-    """Collects every leaf's records and writes the run's files."""
+    """Collects every leaf's records and writes the run's files (the phase mixes are `labrador.prepare`'s)."""
 
-    def __init__(self, directory: Path, stamp: str, run: dict[str, str], options: Any) -> None:
-        self.dir, self.stamp, self.run, self.options = directory, stamp, run, options
+    def __init__(self, directory: Path, stamp: str, run: dict[str, str]) -> None:
+        self.dir, self.stamp, self.run = directory, stamp, run
         self.node_dir = directory / f"node_datasets_{stamp}"
         self.node_dir.mkdir(parents=True, exist_ok=True)
         self.counts: dict[str, int] = {}
 
-    def _write(self, path: Path, records: list[dict[str, Any]]) -> str:
-        with path.open("w", encoding="utf-8") as fh:
-            for record in records:
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        rel = path.relative_to(self.dir).as_posix()
-        self.counts[rel] = len(records)
-        return rel
-
-    def _recipe(self, name: str, entries: list[tuple[str, float | int]]) -> None:
-        import yaml
-
-        # `rows` (how many records the file holds) is ours; InstructLab's recipe reader ignores unknown keys
-        body = {"datasets": [{"path": p, "sampling_size": s, "rows": self.counts[p]} for p, s in entries],
-                "metadata": {"sys_prompt": SYSTEM_PROMPT, "rows": sum(self.counts[p] for p, _ in entries)}}
-        (self.dir / f"{name}_{self.stamp}.yaml").write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    def _write(self, path: Path, records: list[dict[str, Any]]) -> None:
+        write_jsonl(path, records)
+        self.counts[path.relative_to(self.dir).as_posix()] = len(records)
 
     def write(self, results: list[LeafResult]) -> dict[str, int]:
-        opts, stamp = self.options, self.stamp
-        everything, train, tests, phase1, phase2 = [], [], [], [], []
-        knowledge_recipe: list[tuple[str, float | int]] = []
-        skills_recipe: list[tuple[str, float | int]] = []
-        pool = sorted({str(r.get("raw_document") or r["document"]).strip()
-                       for res in results if res.kind == "knowledge" for r in res.rows})
+        generated, tests = [], []
+        documents: dict[tuple[Any, ...], str] = {}
         for res in results:
-            for test in res.tests:
-                user = f"{test['context']}\n\n{test['question']}" if test["context"] else test["question"]
-                meta = {"leaf": res.rel_path, "leaf_kind": res.kind, "seed_index": test["seed_index"],
-                        "dataset": "test", "pipeline": self.run["pipeline"], "teacher": "human"}
-                tests.append(make_record(user, test["answer"], meta, unmask=False, legacy=True))
+            tests.extend(self._test_record(res, test) for test in res.tests)
             if not res.rows and not res.aux_rows:
                 continue
-            node: list[dict[str, Any]] = []
-            for row in res.rows:
-                meta = _meta(row, res, self.run, "generated")
-                if row.get("_closed_book"):
-                    meta["closed_book"] = True
-                record = make_record(user_turn(row, res.kind), str(row["response"]).strip(), meta,
-                                     unmask=res.kind == "knowledge" and not row.get("_closed_book"), legacy=True)
-                node.append(record)
-                train.append(record)
-            everything.extend(node)
-            if res.kind != "knowledge":
-                skills_recipe.append((self._write(self.node_dir / f"{res.name}.jsonl", node), 1.0))
-                phase2.extend(dict(r, metadata={**r["metadata"], "dataset": "skills"}) for r in node)
-                continue
+            node = [self._record(res, row) for row in res.rows]
+            generated.extend(node)
             self._write(self.node_dir / f"{res.name}.jsonl", node)
-            p07 = [dict(r, metadata={**r["metadata"], "dataset": "knowledge_p07"}) for r in node]
-            for row in res.aux_rows:
-                meta = {**_meta(row, res, self.run, "knowledge_p07"), "summary_kind": row["summary_kind"]}
-                p07.append(make_record(f"{str(row['document']).strip()}\n\n{AUX_INSTRUCTIONS[row['summary_kind']]}",
-                                       str(row["summary"]).strip(), meta, unmask=True))
-            p10 = []
-            for index, row in enumerate(res.rows):
-                if row.get("_closed_book"):  # already closed-book: replayed as it is (no documents to add)
-                    p10.append(p07[index])
-                    continue
-                rng = random.Random(f"{opts.seed}|raft|{res.rel_path}|{index}")
-                user, raft = raft_user(row, pool, rng, opts.raft_distractors, opts.raft_gold_ratio)
-                meta = {**_meta(row, res, self.run, "knowledge_p10"), "raft": raft}
-                p10.append(make_record(user, str(row["response"]).strip(), meta, unmask=False))
-            replay_rng = random.Random(f"{opts.seed}|replay|{res.rel_path}")
-            replay = [r for r in p07 if replay_rng.random() < opts.knowledge_replay_ratio]
-            p10.extend(replay)
-            knowledge_recipe.append((self._write(self.node_dir / f"{res.name}_p07.jsonl", p07), 1.0))
-            skills_recipe.append((self._write(self.node_dir / f"{res.name}_p10.jsonl", p10), 1.0))
-            phase1.extend(p07)
-            phase2.extend(p10)
-        self._write(self.dir / f"messages_{stamp}.jsonl",
-                    [{k: r[k] for k in ("id", "messages", "metadata", "unmask")} for r in everything])
-        self._write(self.dir / f"train_{stamp}.jsonl", train)
-        self._write(self.dir / f"test_{stamp}.jsonl", tests)
-        self._write(self.dir / f"knowledge_train_msgs_{stamp}.jsonl", phase1)
-        self._write(self.dir / f"skills_train_msgs_{stamp}.jsonl", phase2)
-        self._recipe("knowledge_recipe", knowledge_recipe)
-        self._recipe("skills_recipe", skills_recipe)
+            if res.kind == "knowledge":
+                self._write(self.node_dir / f"{res.name}_summaries.jsonl",
+                            [self._summary_record(res, row) for row in res.aux_rows])
+                for row in res.rows:
+                    _add_document(documents, res.rel_path, row)
+        self._write(self.dir / f"messages_{self.stamp}.jsonl",
+                    [{k: r[k] for k in ("id", "messages", "metadata", "unmask")} for r in generated])
+        self._write(self.dir / f"train_{self.stamp}.jsonl", generated)
+        self._write(self.dir / f"test_{self.stamp}.jsonl", tests)
+        self._write(self.dir / f"documents_{self.stamp}.jsonl",
+                    [{"leaf": k[0], "source_document": k[1], "chunk_index": k[2], "document": text}
+                     for k, text in documents.items()])
         return self.counts
+
+    def _record(self, res: LeafResult, row: dict[str, Any]) -> dict[str, Any]:
+        meta = _meta(row, res, self.run, "generated")
+        if row.get("_closed_book"):
+            meta["closed_book"] = True
+        return make_record(user_turn(row, res.kind), str(row["response"]).strip(), meta,
+                           unmask=res.kind == "knowledge" and not row.get("_closed_book"), legacy=True)
+
+    def _summary_record(self, res: LeafResult, row: dict[str, Any]) -> dict[str, Any]:
+        meta = {**_meta(row, res, self.run, "summaries"), "summary_kind": row["summary_kind"]}
+        return make_record(f"{str(row['document']).strip()}\n\n{AUX_INSTRUCTIONS[row['summary_kind']]}",
+                           str(row["summary"]).strip(), meta, unmask=True)
+
+    def _test_record(self, res: LeafResult, test: dict[str, Any]) -> dict[str, Any]:
+        user = f"{test['context']}\n\n{test['question']}" if test["context"] else test["question"]
+        meta = {"leaf": res.rel_path, "leaf_kind": res.kind, "seed_index": test["seed_index"],
+                "dataset": "test", "pipeline": self.run["pipeline"], "teacher": "human"}
+        return make_record(user, test["answer"], meta, unmask=False, legacy=True)
+
+
+def _add_document(documents: dict[tuple[Any, ...], str], leaf: str, row: dict[str, Any]) -> None:
+    """The chunk a knowledge row was asked on, by (leaf, source_document, chunk_index): RAFT's gold document."""
+    key = (leaf, row.get("source_document"), row.get("chunk_index"))
+    text = str(row.get("raw_document") or row["document"]).strip()
+    if documents.setdefault(key, text) != text:
+        raise ValueError(f"{leaf}: two different texts for chunk {key[2]} of {key[1]}")
 
 
 def record_schema() -> dict[str, Any]:

@@ -16,6 +16,16 @@ def _lines(paths: list[Path]) -> int:
     return total
 
 
+def _by_phase(run_dir: Path, info: dict[str, Any]) -> dict[str, int]:
+    """Generated rows: labrador's by leaf kind (its summary); InstructLab's by phase mix (their lines)."""
+    if "leaves" in info:
+        counts = {"knowledge": 0, "skills": 0}
+        for leaf in info["leaves"]:
+            counts["knowledge" if leaf.get("kind") == "knowledge" else "skills"] += leaf.get("rows", 0)
+        return counts
+    return {kind: _lines(list(run_dir.glob(f"{kind}_train_msgs_*.jsonl"))) for kind in ("knowledge", "skills")}
+
+
 def list_dataset_runs(root: Path) -> list[dict[str, Any]]:
     if not root.is_dir():
         return []
@@ -36,8 +46,7 @@ def list_dataset_runs(root: Path) -> list[dict[str, Any]]:
         runs.append({
             "run": run_dir.name, "path": str(run_dir), "created": created,
             "pipeline": info.get("pipeline", "?"), "teacher": info.get("teacher", "?"),
-            "generated": _lines(messages), "knowledge": _lines(list(run_dir.glob("knowledge_train_msgs_*.jsonl"))),
-            "skills": _lines(list(run_dir.glob("skills_train_msgs_*.jsonl"))),
+            "generated": _lines(messages), **_by_phase(run_dir, info),
             "test": _lines(list(run_dir.glob("test_*.jsonl"))),
         })
     return sorted(runs, key=lambda r: r["created"], reverse=True)
