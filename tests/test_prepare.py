@@ -119,6 +119,11 @@ def test_ilab_data_prepare_mixes_a_labrador_run(tmp_path: Path) -> None:
         user = record["messages"][1]["content"]
         assert user.count("Document:\n") == 3 and docs[record["metadata"]["chunk_index"]] in user
         assert user.endswith("?") and record["metadata"]["raft"] == "gold"
+    # `ilab model train --data-path` finds the prepared files from the run or from the datasets dir above it
+    from labrador.train.data import find_data_files
+
+    prepared = [run / "prepared" / "knowledge_train_msgs_decontaminated.jsonl"]
+    assert find_data_files(run, "knowledge") == find_data_files(tmp_path, "knowledge") == prepared
 
 
 def test_ilab_data_prepare_on_an_instructlab_run_and_on_a_bad_directory(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`make demo` (`python -m labrador.demo`): teach the embedded SmolLM2 about Kelderwick, a town it cannot know.
+"""`make demo` (`python -m labrador.demo`): teach the embedded SmolLM2 about an invented town it cannot know.
 
 Workspace: `<XDG data dir>/labrador/demo/` (override with `--workspace`), holding `taxonomy/` (a git repository
 made from the bundled sample taxonomy), `run/` (the pipeline run directory: stamps, data, checkpoints, GGUF,
@@ -125,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         result = run_pipeline(demo_settings(workspace, threads, args.seed, args.preset))
         model = result.gguf or result.checkpoint
-        question = "Who founded the town of Kelderwick?"
+        from labrador.eval.questions import load_question_set
+
+        question = load_question_set(demo_file("heldout.yaml")).questions[0].question  # the demo data's own
         chat_start = time.perf_counter()
         answer = ask_tuned(model, question, threads) if model else "(no tuned model)"
         result.records.append(type(result.records[0])("chat", "ran", time.perf_counter() - chat_start))

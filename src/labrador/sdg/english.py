@@ -13,14 +13,14 @@ document supply the answers teaches every fact the document states, word for wor
 - `grounded_in`: every number and capitalised name of a text occurs in a source (the first word excepted).
 - `answer_spans`: the short answers a fact holds (names, years, counts, weekdays), each with the words a
   question about it starts with ("212 metres" -> "How many metres", "How"). The teacher is shown the answer and
-  continues the lead: SmolLM2-135M asked for "a question" about the founding sentence wrote "What is a
-  ferryman?"; shown "Answer: Aldous Penhallow / Question: What is the name of" it wrote "What is the name of the
-  ferryman who ran the rope ferry across the Dunmere?".
+  continues the lead: asked for "a question" about a town's founding sentence, SmolLM2-135M asked what the
+  founder's trade is; shown "Answer: <the founder's name> / Question: What is the name of" it asked for the
+  founder by name (docs/demo.md has the measured cases).
 - `question_fits`: a generated question is kept when it is a question, shares a content word with its fact,
   names nothing the document does not, does not contain its own answer and is not answered better by another
   sentence of the document (`fits_other_fact`).
 - `seed_fact`: the document sentence that a seed Q&A pair comes from, so the contributor's own questions are
-  also answered with the whole sentence (the seed answer "Kelderwick was founded in 1742." leaves out the
+  also answered with the whole sentence (a seed answer such as "The town was founded in 1742." leaves out the
   founder's name, which the sentence gives).
 """
 
@@ -111,7 +111,7 @@ def answer_spans(fact: str, topic: str = "") -> list[tuple[str, tuple[str, ...]]
     """The short answers of a fact sentence, in order, each with question leads (see the module docstring).
 
     Names are runs of capitalised words (the first word of a sentence or clause alone is its subject, not an
-    answer); names made only of `topic` words (the leaf's document outline: "Kelderwick", "River Dunmere") are
+    answer); names made only of `topic` words (the leaf's document outline: the town's and its river's names) are
     left out, since every fact is about them. A number followed by a plural noun is a count of it.
     """
     topic_words = set(_TOKEN.findall(topic))
@@ -151,7 +151,7 @@ def answer_spans(fact: str, topic: str = "") -> list[tuple[str, tuple[str, ...]]
 
 def seed_answer_span(question: str, answer: str) -> str:
     """The short answer a seed question asks for: the first answer span of its answer that the question does
-    not mention ("In what year was Kelderwick founded?" / "Kelderwick was founded in 1742." -> "1742"), or ""."""
+    not mention ("In what year was Ashby founded?" / "Ashby was founded in 1742." -> "1742"), or ""."""
     asked = {w.lower() for w in _TOKEN.findall(question)}
     for span, _ in answer_spans(answer):
         if not {w.lower() for w in span.split()} <= asked:
@@ -184,9 +184,9 @@ def stems(text: str) -> frozenset[str]:
 def fits_other_fact(question: str, fact: str, facts: Sequence[str], topic: str = "") -> bool:
     """True when another fact shares more of the question's words (stems, topic words left out) than `fact`.
 
-    A small teacher shown one sentence often asks about another: SmolLM2-135M wrote "In what year was the town
-    of Kelderwick founded?" for "At its peak, in 1860, the town had eleven kilns."; trained on, that pair
-    teaches the student to answer the founding question with the kilns. Ambiguous questions ("In what year did
+    A small teacher shown one sentence often asks about another: SmolLM2-135M wrote a question about the
+    town's founding year for a sentence about how many kilns it had at its peak; trained on, that pair teaches
+    the student to answer the founding question with the kilns. Ambiguous questions ("In what year did
     the Festival take place?" where two sentences are about the festival) go too.
     """
     words = stems(question) - stems(topic)
@@ -211,7 +211,7 @@ def supported_in(text: str, source: str, share: float = 0.8) -> bool:
 
     Names alone do not show that an answer is true: SmolLM2-135M answered "By what means did the town grow?"
     with "The town grew by trade, and it was founded by a farmer named Hester Vane." (every name is in the
-    document; the founder, the farmer and the trade are not); "Kelderwick was built in 1788." (the year of
+    document; the founder, the farmer and the trade are not); "<the town> was built in 1788." (the year of
     another sentence). The sentences of the sample's teacher answers that were true scored 0.9-1.0.
     """
     facts = [stems(f) for f in split_facts(source, min_words=1)] or [stems(source)]

@@ -110,7 +110,7 @@ class SeedFactQuestionsBlock(EnglishBlock):
     that fact as the row's `fact` (see `labrador.sdg.english.seed_fact`).
 
     The contributor's questions are the best-formed questions there are, and their answers are often shorter
-    than the sentence they come from ("Kelderwick was founded in 1742." where the sentence also names the
+    than the sentence they come from ("The town was founded in 1742." where the sentence also names the
     founder); answered with the whole sentence as well, they teach which sentence each kind of question asks
     for. Needs the `_seed_pairs` that `split_facts` leaves on its rows. The rows are marked `_seed_question`:
     the generation's test-split decontamination (which holds the seeds) does not apply to them.
