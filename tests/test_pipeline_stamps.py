@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
@@ -258,15 +258,19 @@ def _settings_from_cli(monkeypatch: pytest.MonkeyPatch, settings: PipelineSettin
 
 
 def _changed(name: str, value: Any) -> Any:
-    """Another valid-looking value of a TrainOptions field (the fake stages never validate it)."""
+    """Another valid value of a TrainOptions field (the fake stages never validate it)."""
+    special = {"lora_quantize": 4, "held_out_fraction": 0.3, "phase1_effective_batch_size": 3,
+               "phase2_effective_batch_size": 3, "max_steps": 5}
+    choices = get_args(TrainOptions.model_fields[name].annotation)  # a Literal's values
+    if name in special:
+        return special[name]
     if isinstance(value, bool):
         return not value
     if isinstance(value, int | float):
         return value * 2 + 1
     if isinstance(value, list):
         return [*value, "extra"]
-    return {"lora_quantize": 4, "phase1_effective_batch_size": 3, "phase2_effective_batch_size": 3,
-            "max_steps": 5}.get(name, f"{value}-other")
+    return next((c for c in choices if c != value), f"{value}-other")
 
 
 def test_every_training_setting_is_in_the_training_stamp(setup: tuple[PipelineSettings, FakeStages]) -> None:

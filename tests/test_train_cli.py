@@ -66,6 +66,16 @@ def test_bad_option_combinations(run_ilab, tmp_path: Path, args, needle) -> None
     _assert_clean_error(_train(run_ilab, "--data-path", str(data), *args), needle)
 
 
+def test_a_bad_choice_or_range_is_one_clear_error(run_ilab, tmp_path: Path) -> None:
+    preset = tmp_path / "bad.yaml"
+    preset.write_text("train:\n  pipeline: bogus\n")
+    _assert_clean_error(_train(run_ilab, "--preset", str(preset)), "'pipeline' has the wrong value 'bogus'")
+    for args, needle in ((("--held-out-fraction", "1"), "0<=x<1"), (("--lr-scheduler", "step"), "'step'")):
+        result = _train(run_ilab, *args)  # the model's ranges and choices are the options' (click: exit 2)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.splitlines()[-1].startswith("Error: Invalid value") and needle in result.stderr
+
+
 def test_lora_quantize_on_cpu_is_a_clear_error(run_ilab, tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "train.jsonl", fact_records(3))
     _assert_clean_error(_train(run_ilab, "--data-path", str(data), "--lora-quantize", "8"), "needs a CUDA GPU")

@@ -6,10 +6,11 @@ from typing import Any
 
 import click
 
+from labrador.cli.model_options import ModelCommand, options_from
 from labrador.cli.taxonomy import taxonomy_options
 
 
-@click.command(short_help="Generate synthetic training data with a teacher model.")
+@click.command(cls=ModelCommand, short_help="Generate synthetic training data with a teacher model.")
 @click.option("--preset", default=None,
               help="Settings preset: a bundled name (cpu-laptop) or a YAML file; its `generate:` section is used.")
 @taxonomy_options
@@ -21,20 +22,10 @@ from labrador.cli.taxonomy import taxonomy_options
 @click.option("--endpoint-url", "endpoint_urls", multiple=True,
               help="OpenAI-compatible teacher endpoint, e.g. http://127.0.0.1:8000/v1 (repeat for several).")
 @click.option("--api-key", envvar="LABRADOR_API_KEY", default=None, help="API key for the endpoint(s).")
-@click.option("--sdg-scale-factor", "--num-instructions", "scale", type=click.IntRange(1), default=None,
-              help="Teacher samples per seed example.")
-@click.option("--max-num-tokens", type=click.IntRange(16), default=None,
-              help="Most tokens the teacher may write per answer; longer generated answers are dropped.")
-@click.option("--chunk-size", type=click.IntRange(50), default=None, help="Document chunk size in tokens.")
-@click.option("--chunk-overlap", type=click.IntRange(0), default=None,
-              help="Tokens of overlap between consecutive chunks.")
-@click.option("--num-workers", type=click.IntRange(1), default=None,
-              help="Teacher requests in flight at once.")
-@click.option("--seed", type=int, default=None, help="Makes a run reproducible with a deterministic teacher.")
-@click.option("--num-examples", type=click.IntRange(0), default=None,
-              help="Seed examples sampled into each generation prompt.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=None,
-              help="Seconds to wait for one teacher answer.")
+@options_from("labrador.sdg.context:GenerateOptions",
+              exclude={"max_prompt_tokens", "dedup_threshold", "decontam_ngram", "decontam_threshold",
+                       "max_answer_tokens"},
+              rename={"scale_factor": ["--sdg-scale-factor", "--num-instructions"]})
 @click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads of an in-process teacher.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the teacher-call cache.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
@@ -60,7 +51,6 @@ def generate(preset: str | None, taxonomy_path: str | None, taxonomy_base: str |
     from labrador.sdg.progress import ProgressDisplay, summary_tables
 
     cfg = load_config().generate
-    given["scale_factor"] = given.pop("scale")
     options = layered(GenerateOptions, cfg.options(), load_preset(preset).get("generate"), given,
                       source="generation options")
     request = GenerateRequest(

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from labrador.cli.model_options import ModelCommand, options_from
+
 
 def _train_defaults() -> Any:
     from labrador.config import load_config
@@ -15,52 +17,11 @@ def _train_defaults() -> Any:
     return load_config().train
 
 
-@click.command(short_help="Tune a student model on generated data (phased, LoRA or full).")
+@click.command(cls=ModelCommand, short_help="Tune a student model on generated data (phased, LoRA or full).")
 @click.option("--preset", help="Settings preset: a bundled name (cpu-laptop) or a YAML file; its `train:` section "
               "is used.")
-@click.option("--data-path", help="A messages JSONL file, or a datasets dir / generation run dir.")
-@click.option("--model-path", help="Student: `smollm2-135m-instruct`, a GGUF file or a Hugging Face dir.")
-@click.option("--ckpt-output-dir", help="Run directory for checkpoints, metrics.jsonl, loss.png.")
-@click.option("--pipeline", type=click.Choice(["simple", "full", "accelerated"]),
-              help="simple = LoRA (laptop), full = full fine-tuning, accelerated = torchrun + FSDP/DDP.")
-@click.option("--strategy", type=click.Choice(["single", "lab-multiphase"]),
-              help="lab-multiphase: phase 1 on knowledge data, then phase 2 on skills data from its best checkpoint.")
-@click.option("--num-epochs", type=int)
-@click.option("--learning-rate", type=float)
-@click.option("--effective-batch-size", type=int, help="Samples per optimizer step (gradient accumulation).")
-@click.option("--max-seq-len", type=int, help="Longer samples are dropped (and counted), never truncated.")
-@click.option("--max-batch-len", type=int, help="Tokens per packed micro-batch per process.")
-@click.option("--warmup-steps", type=int)
-@click.option("--lr-scheduler", type=click.Choice(["cosine", "linear", "constant"]))
-@click.option("--max-grad-norm", type=float)
-@click.option("--lora-rank", type=int)
-@click.option("--lora-alpha", type=int)
-@click.option("--lora-dropout", type=float)
-@click.option("--lora-target-modules", help="Comma-separated module names.")
-@click.option("--lora-quantize", type=click.Choice(["4", "8"]), help="Quantize the base for LoRA (GPU only).")
-@click.option("--save-samples", type=int, help="Also checkpoint every N samples (0: only at epoch ends).")
-@click.option("--held-out-fraction", type=float, help="Share of the data held out to score checkpoints.")
-@click.option("--resume", is_flag=True, default=None, help="Continue the run in --ckpt-output-dir where it stopped.")
-@click.option("--seed", type=int)
-@click.option("--max-steps", type=int, help="Stop after N optimizer steps (resumable with --resume).")
-@click.option("--dtype", type=click.Choice(["auto", "bf16", "fp32"]))
-@click.option("--distributed-strategy", type=click.Choice(["fsdp", "ddp"]))
-@click.option("--nproc-per-node", type=int, help="Processes per machine (0: all GPUs, 1 on CPU).")
-@click.option("--nnodes", type=int)
-@click.option("--node-rank", type=int)
-@click.option("--rdzv-endpoint")
-@click.option("--phase1-num-epochs", type=int)
-@click.option("--phase1-learning-rate", type=float)
-@click.option("--phase1-effective-batch-size", type=int)
-@click.option("--phase2-num-epochs", type=int)
-@click.option("--phase2-learning-rate", type=float)
-@click.option("--phase2-effective-batch-size", type=int)
-@click.option("--no-cache", "use_cache", flag_value=False, default=None,
-              help="Tokenize again instead of reusing the processed-data cache.")
-@click.option("--anchor-kl/--no-anchor-kl", default=None,
-              help='Rows with "anchor": true train by KL to the starting model (off: cross-entropy on their text).')
-@click.option("--anchor-weight", type=click.FloatRange(0, min_open=True),
-              help="Weight of the anchor rows' KL against the other rows' cross-entropy, per token.")
+@options_from("labrador.train.options:TrainOptions", exclude={"weight_decay"},
+              rename={"resume": ["--resume"], "use_cache": ["--no-cache"]})
 def train(preset: str | None, **given: Any) -> None:
     """Tune a student model on generated data (LoRA or full, packed, resumable, phased).
 
@@ -72,10 +33,6 @@ def train(preset: str | None, **given: Any) -> None:
     from labrador.train.options import TrainOptions
 
     cfg = _train_defaults()
-    if given["lora_target_modules"] is not None:
-        given["lora_target_modules"] = [m.strip() for m in given["lora_target_modules"].split(",") if m.strip()]
-    if given["lora_quantize"] is not None:
-        given["lora_quantize"] = int(given["lora_quantize"])
     from_config = {"model_path": cfg.model, "data_path": cfg.data_path, "ckpt_output_dir": cfg.ckpt_output_dir,
                    **cfg.options()}
     opts = layered(TrainOptions, from_config, load_preset(preset).get("train"), given, source="training options")

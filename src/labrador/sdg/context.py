@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from labrador.sdg.teacher import Teacher
+if TYPE_CHECKING:  # the options alone (`ilab data generate --help`) need no teacher
+    from labrador.sdg.teacher import Teacher
 
 
 @dataclass
@@ -40,15 +41,16 @@ class GenerateOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scale_factor: int = 30
-    max_num_tokens: int = 4096
-    chunk_size: int = 500
-    chunk_overlap: int = 50
-    num_workers: int = 8
-    seed: int | None = None
-    num_examples: int = 2  # seed examples sampled into each prompt
+    scale_factor: int = Field(30, ge=1, description="Teacher samples per seed example.")
+    max_num_tokens: int = Field(4096, ge=16, description=(
+        "Most tokens the teacher may write per answer; longer generated answers are dropped."))
+    chunk_size: int = Field(500, ge=50, description="Document chunk size in tokens.")
+    chunk_overlap: int = Field(50, ge=0, description="Tokens of overlap between consecutive chunks.")
+    num_workers: int = Field(8, ge=1, description="Teacher requests in flight at once.")
+    seed: int | None = Field(None, description="Makes a run reproducible with a deterministic teacher.")
+    num_examples: int = Field(2, ge=0, description="Seed examples sampled into each generation prompt.")
     max_prompt_tokens: int = 1536  # leave room in the teacher's context window for the answer
-    timeout: float = 120.0
+    timeout: float = Field(120.0, ge=0.1, description="Seconds to wait for one teacher answer.")
     dedup_threshold: float = 0.8
     decontam_ngram: int = 5
     decontam_threshold: float = 0.5
