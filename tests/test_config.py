@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from labrador.config import Config, load_config, parse_config
-from labrador.errors import ConfigError
+from labrador.config import Config, config_text, dump_config, load_config, parse_config, parse_config_text
+from labrador.errors import ConfigError, UserFileError
 
 
 def test_defaults_when_file_is_missing(isolated_home: Path) -> None:
@@ -38,6 +39,21 @@ def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
     path.write_text("chat:\n  model: [unclosed\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"config.yaml: not valid YAML \(line 3, column 1"):
         load_config(path)
+
+
+def test_config_text_and_edited_text_are_checked_as_the_file_is(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    assert config_text(path) == dump_config(Config())
+    path.write_text("serve:\n  port: 9000\n", encoding="utf-8")
+    assert config_text(path) == "serve:\n  port: 9000\n"
+    assert parse_config_text(config_text(path), "edited config").serve.port == 9000
+    with pytest.raises(ConfigError, match=r"^edited config: line 3, column 1: the key 'serve' is written twice "
+                                          r"\(first on line 1\)"):
+        parse_config_text("serve:\n  port: 1\nserve: {}\n", "edited config")
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(UserFileError, match="is not a regular file but a FIFO"):
+        config_text(path)
 
 
 def test_init_offline_creates_config_dirs_and_sample_taxonomy(run_ilab, isolated_home: Path) -> None:

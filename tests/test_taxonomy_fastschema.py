@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 
 from labrador.taxonomy import fastschema
 from labrador.taxonomy.schema import SCHEMA_VERSIONS, schema_for
-from labrador.taxonomy.yamlnodes import parse_yaml
+from labrador.yamlnodes import parse_yaml
 
 FIXTURES = Path(__file__).parent / "fixtures" / "taxonomy"
 DOCS = [parse_yaml((FIXTURES / name).read_text()).data for name in sorted(p.name for p in FIXTURES.glob("*.yaml"))]

@@ -17,6 +17,7 @@ GROUNDED = (FIXTURES / "grounded_v3.yaml").read_text()
 K_PATH = "knowledge/space/moon/qna.yaml"
 F_PATH = "compositional_skills/writing/haiku/qna.yaml"
 G_PATH = "compositional_skills/grounded/reading/people/qna.yaml"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 @pytest.fixture
@@ -206,19 +207,43 @@ def test_empty_and_whitespace_strings(root: Path) -> None:
         "remove the entry."]
 
 
-def test_duplicate_question_in_skill(root: Path) -> None:
+def test_question_repeated_across_seed_examples_of_a_skill_is_a_warning(root: Path) -> None:
     text = FREEFORM.replace("Write a haiku about snow.", "write a haiku  about RAIN.")
     assert lint(root, F_PATH, text) == [
-        f"ERROR: {F_PATH}:7:15 [.seed_examples[1].question] This question repeats the question of seed example 1; "
-        "each question in a file must be different, so reword it or remove it."]
+        f"WARN: {F_PATH}:7:15 [.seed_examples[1].question] This question repeats the question of seed example 1; "
+        "it is allowed, but the teacher model sees the same example twice, so consider rewording it."]
+    assert read_leaf(root / F_PATH, root).kind == "freeform_skill"
 
 
-def test_duplicate_question_in_knowledge_with_same_context(root: Path) -> None:
+def test_duplicate_question_within_one_seed_example_is_an_error(root: Path) -> None:
     text = KNOWLEDGE.replace("question: Is the Moon a natural satellite?", "question: What is the Moon?")
     assert lint(root, K_PATH, text) == [
         f"ERROR: {K_PATH}:12:19 [.seed_examples[0].questions_and_answers[2].question] This question repeats the "
-        "question of seed example 1, question 1; each question in a file must be different, so reword it or "
-        "remove it."]
+        "question of seed example 1, question 1; the questions of one seed example must be different, so reword "
+        "it or remove it."]
+
+
+def test_question_repeated_across_seed_examples_with_the_same_context_is_a_warning(root: Path) -> None:
+    """The shape of InstructLab's own valid fixture: two seed examples share a context and a question."""
+    text = KNOWLEDGE.replace("The Moon orbits the Earth once every 27.3 days.",
+                             "The Moon is the only natural satellite of the Earth.").replace(
+        "How long does one orbit of the Moon take?", "what is the  moon?")
+    assert lint(root, K_PATH, text) == [
+        f"WARN: {K_PATH}:16:19 [.seed_examples[1].questions_and_answers[0].question] This question repeats the "
+        "question of seed example 1, question 1 for the same context; it is allowed, but the teacher model sees "
+        "the same example twice, so consider rewording it."]
+    assert read_leaf(root / K_PATH, root).kind == "knowledge"
+
+
+def test_instructlab_valid_knowledge_fixture_is_valid_here(tmp_path: Path) -> None:
+    """InstructLab's schema test data, when a copy lies under ../shared/reference (it is never copied here)."""
+    found = sorted((SHARED / "reference").glob("**/knowledge_valid/qna.yaml")) if SHARED.is_dir() else []
+    if not found:
+        pytest.skip("no copy of InstructLab's knowledge_valid fixture under ../shared/reference")
+    path = tmp_path / "knowledge" / "knowledge_valid" / "qna.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(found[0].read_bytes())
+    assert [i for i in lint_file(path, tmp_path) if i.severity == "error"] == []
 
 
 def test_same_question_with_other_context_is_fine_in_grounded_skill(root: Path) -> None:
@@ -313,8 +338,8 @@ def test_context_outside_grounded_tree_is_a_warning(root: Path) -> None:
 
 def test_not_utf8_empty_and_not_a_mapping(root: Path) -> None:
     assert lint(root, F_PATH, b"version: 3\ncreated_by: b\xffb\n") == [
-        f"ERROR: {F_PATH}:2:14 The file is not UTF-8 text (it has a byte that is not valid UTF-8 here); save it "
-        "with UTF-8 encoding."]
+        f"ERROR: {F_PATH}:2:14 The file is not UTF-8 text: the byte 0xFF at byte offset 24 (line 2, column 14) is "
+        "not valid UTF-8; save the file with UTF-8 encoding."]
     assert lint(root, F_PATH, "") == [
         f"ERROR: {F_PATH}:1:1 The file is empty; write the taxonomy fields (version, created_by, seed_examples and "
         "the others) or delete the file."]

@@ -79,6 +79,11 @@ class ServeConfig(Section):
     backend: Literal["auto", "llama-cpp", "vllm", "transformers"] = "auto"
     max_ctx_size: int = Field(default=4096, ge=128)
     backend_args: list[str] = Field(default_factory=list)
+    # HTTP limits (labrador.serve.connections; docs/serve_chat.md): seconds to send a request head, seconds of
+    # silence allowed inside a body, open connections served before new requests get 503
+    header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    body_timeout: float = Field(default=10.0, gt=0, le=3600)
+    max_connections: int = Field(default=128, ge=1, le=100_000)
 
 
 class TrainConfig(OptionsSection):
@@ -171,6 +176,23 @@ def load_config(path: Path | None = None) -> Config:
     if not path.exists():
         return Config()
     return parse_config(read_yaml(path, ConfigError), str(path))
+
+
+def config_text(path: Path | None = None) -> str:
+    """What `ilab config edit` opens: the file as written (read through `labrador.userfiles`), else the
+    defaults in effect."""
+    from labrador.userfiles import YAML_FILE, read_text
+
+    path = path or paths.config_file()
+    return read_text(path, YAML_FILE) if path.exists() else dump_config(load_config(path))
+
+
+def parse_config_text(text: str, source: str) -> Config:
+    """YAML text (an edited config) checked as `load_config` checks the file: the same YAML limits (alias
+    bombs, nesting, keys written twice) and the same validation; ConfigError naming ``source`` otherwise."""
+    from labrador.yamlnodes import load
+
+    return parse_config(load(text, source, ConfigError), source)
 
 
 def dump_config(config: Config) -> str:

@@ -34,3 +34,17 @@ class EndpointError(LabradorError):
 
 class DataError(LabradorError):
     """A data file (JSONL, dataset) is malformed; the message names file and line."""
+
+
+class UserFileError(LabradorError):
+    """A user-supplied file refused before it is parsed: not a regular file, a link out of its tree, too large,
+    not UTF-8, or unreadable.
+
+    ``problem`` is the message without the file's name, worded to follow it ("is not a regular file ..."), so
+    a report that shows the file itself (a taxonomy lint line, a document error) can place it after its own
+    subject; ``line``/``column`` (1-based) are set where the problem has a place in the file (the problem
+    then says where, too)."""
+
+    def __init__(self, path: object, problem: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(f"{path} {problem}")
+        self.path, self.problem, self.line, self.column = path, problem, line, column

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -38,6 +39,16 @@ def atomic_write_json(path: Path, obj: Any, **dumps: Any) -> None:
     atomic_write_text(path, json.dumps(obj, **dumps))
 
 
+def move_into_place(tmp: Path, target: Path) -> None:
+    """Rename a finished output (file or directory, written under a temporary name beside `target` so that an
+    interrupted writer never leaves a complete-looking `target`) to `target`, replacing what is there."""
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    os.replace(tmp, target)
+
+
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """One JSON object per line, UTF-8 kept as is (not \\u-escaped), written atomically."""
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
@@ -50,29 +61,31 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def iter_objects(path: Path, expected: str = "one JSON object") -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line; DataError naming `path:line` for a line that is not
-    valid JSON or not an object. `expected` words what a line should hold, for the message."""
+    valid JSON or not an object. `expected` words what a line should hold, for the message. The file is read
+    through `labrador.userfiles` (a regular file, at most DATA_FILE.cap bytes, UTF-8 with the bad byte's place)."""
+    from labrador.userfiles import DATA_FILE, read_text
+
     # "\n" only: str.splitlines() would also cut at U+2028/U+2029/U+0085, which JSON strings may hold raw
-    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
+    for n, line in enumerate(read_text(path, DATA_FILE).split("\n"), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{path}:{n}: not valid JSON ({err.msg}); each line must be {expected}.") from None
+        except RecursionError:
+            raise DataError(f"{path}:{n}: the JSON is nested too deeply to read; each line must be {expected}.") \
+                from None
         if not isinstance(row, dict):
             raise DataError(f"{path}:{n}: expected {expected}, found {type(row).__name__}.")
         yield n, row
 
 
 def read_yaml(path: Path, error: type[LabradorError] = DataError) -> Any:
-    """The YAML document in `path`; `error` naming the file, line and column when it is not valid YAML
-    (PyYAML's own message spans several lines with a code excerpt)."""
-    import yaml
+    """The YAML document in `path`, read through `labrador.userfiles` (a regular file, at most YAML_FILE.cap
+    bytes, UTF-8) and parsed by `labrador.yamlnodes` (alias bombs, deep nesting and keys written twice are
+    refused); `error` naming the file, line and column when it is not valid YAML."""
+    from labrador import yamlnodes
+    from labrador.userfiles import YAML_FILE, read_text
 
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
-        where = (f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None and problem
-                 else " ".join(str(err).split()))
-        raise error(f"{path}: not valid YAML ({where}).") from None
+    return yamlnodes.load(read_text(path, YAML_FILE), path, error)

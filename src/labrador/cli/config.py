@@ -67,22 +67,19 @@ def show(show_path: bool) -> None:
 @config.command()
 def edit() -> None:
     """Open config.yaml in $EDITOR; the result is validated before it is saved."""
-    import yaml
-
     from labrador import paths
-    from labrador.config import dump_config, load_config, parse_config, save_config
+    from labrador.config import config_text, parse_config_text, save_config
     from labrador.errors import ConfigError
 
     cfg_file = paths.config_file()
-    text = cfg_file.read_text(encoding="utf-8") if cfg_file.exists() else dump_config(load_config(cfg_file))
+    text = config_text(cfg_file)
     edited = click.edit(text, extension=".yaml", require_save=False)
     if edited is None or edited == text:
         click.echo("No changes.")
         return
     try:
-        raw = yaml.safe_load(edited)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"The edited config is not valid YAML ({err}); nothing was saved.") from None
-    cfg = parse_config(raw, "edited config")
+        cfg = parse_config_text(edited, "The edited config")
+    except ConfigError as err:
+        raise ConfigError(f"{err} Nothing was saved.") from None
     save_config(cfg, cfg_file)
     click.echo(f"Saved {cfg_file}.")

@@ -40,7 +40,9 @@ def file_digest(path: Path) -> str:
         return digest.hexdigest()
     if not path.exists():
         return "missing"
-    with path.open("rb") as handle:
+    from labrador.userfiles import open_binary
+
+    with open_binary(path) as handle:  # a FIFO or device given as an input is refused, not read forever
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

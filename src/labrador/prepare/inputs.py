@@ -9,6 +9,7 @@ from typing import Any
 from labrador.errors import DataError
 from labrador.files import read_jsonl
 from labrador.prepare.options import PrepareOptions
+from labrador.userfiles import DATA_FILE, read_text
 
 PHASES = ("knowledge", "skills")
 
@@ -23,7 +24,7 @@ def load_phases(dataset_dir: Path, options: PrepareOptions) -> dict[str, list[di
     if any(dataset_dir.glob("documents_*.jsonl")) and summary.is_file():
         from labrador.prepare.mix import mix_phases
 
-        leaves = json.loads(summary.read_text(encoding="utf-8"))["leaves"]
+        leaves = json.loads(read_text(summary, DATA_FILE))["leaves"]
         return mix_phases(dataset_dir, leaves, options)
     found = {kind: sorted(dataset_dir.glob(f"{kind}_train_msgs_*.jsonl")) for kind in PHASES}
     if not any(found.values()):

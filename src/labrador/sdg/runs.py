@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from labrador.errors import LabradorError
+from labrador.userfiles import DATA_FILE, open_binary, read_text
+
 
 def _lines(paths: list[Path]) -> int:
     total = 0
     for path in paths:
-        with path.open("rb") as fh:
+        with open_binary(path) as fh:
             total += sum(1 for line in fh if line.strip())
     return total
 
@@ -38,8 +41,8 @@ def list_dataset_runs(root: Path) -> list[dict[str, Any]]:
         summary = run_dir / "summary.json"
         if summary.is_file():
             try:
-                info = json.loads(summary.read_text(encoding="utf-8"))
-            except ValueError:
+                info = json.loads(read_text(summary, DATA_FILE))
+            except (ValueError, LabradorError):
                 info = {}
         created = info.get("created") or datetime.fromtimestamp(run_dir.stat().st_mtime, UTC).isoformat(
             timespec="seconds")

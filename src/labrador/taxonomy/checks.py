@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from labrador.taxonomy.models import DocumentRef, Leaf, LeafKind, QnA, SeedExample
 from labrador.taxonomy.schema import duplicate_indexes
-from labrador.taxonomy.yamlnodes import PathKey
+from labrador.yamlnodes import PathKey
 
 
 class Reporter(Protocol):
@@ -120,19 +120,21 @@ def _copies(items: list[Any]) -> set[int]:
 
 
 def duplicate_questions(report: Reporter, data: dict[str, Any]) -> None:
-    """Same question (ignoring case and spacing) twice for the same context. Exact copies of a whole entry are
-    left to the schema's uniqueItems message (looked for only when a repeat is found: it costs a JSON dump)."""
+    """Same question (ignoring case and spacing) twice for the same context: an error within one seed
+    example's list, a warning across seed examples (InstructLab accepts those, and its own valid fixture has
+    one). Exact copies of a whole entry are left to the schema's uniqueItems message (looked for only when a
+    repeat is found: it costs a JSON dump)."""
     seeds = data.get("seed_examples")
     if not isinstance(seeds, list):
         return
     seen: dict[tuple[str, str], tuple[int, ...]] = {}
-    repeats: list[tuple[PathKey, tuple[int, ...], tuple[int, ...]]] = []
+    repeats: list[tuple[PathKey, tuple[int, ...], tuple[int, ...], bool]] = []
 
     def check(path: PathKey, context: str, question: Any, where: tuple[int, ...]) -> None:
         if isinstance(question, str) and question.strip():
             key = (context, _norm(question))
             if key in seen:
-                repeats.append((path, where, seen[key]))
+                repeats.append((path, where, seen[key], bool(context)))
             else:
                 seen[key] = where
 
@@ -147,13 +149,18 @@ def duplicate_questions(report: Reporter, data: dict[str, Any]) -> None:
     if not repeats:
         return
     copied_seeds = _copies(seeds)
-    for path, where, first in repeats:
+    for path, where, first, has_context in repeats:
         if where[0] in copied_seeds:
             continue
         if len(where) == 2 and where[1] in _copies(seeds[where[0]]["questions_and_answers"]):
             continue
-        report.at("error", path, f"This question repeats the question of {_where(first)}; each question in a "
-                  "file must be different, so reword it or remove it.")
+        if where[0] == first[0]:
+            report.at("error", path, f"This question repeats the question of {_where(first)}; the questions of "
+                      "one seed example must be different, so reword it or remove it.")
+        else:
+            same = " for the same context" if has_context else ""
+            report.at("warning", path, f"This question repeats the question of {_where(first)}{same}; it is "
+                      "allowed, but the teacher model sees the same example twice, so consider rewording it.")
 
 
 def _where(where: tuple[int, ...]) -> str:

@@ -3,7 +3,9 @@
 Changed = differences between the merge base of ``base`` and HEAD and the working tree (commits on the
 branch, staged and unstaged edits) plus untracked files; deleted files are listed separately as removed.
 ``empty`` means every taxonomy file. The base ref is resolved to a commit hash before it is used anywhere,
-and refs starting with '-' are refused, so a ref can never be read by git as an option.
+and refs starting with '-' are refused, so a ref can never be read by git as an option. Links and special
+files are listed as they are (never followed), so that the lint refuses them by name: a link to a folder
+outside the taxonomy is listed too, rather than its leaves being skipped in silence.
 """
 
 from __future__ import annotations
@@ -39,6 +41,17 @@ def is_taxonomy_file(rel: str) -> bool:
     return parts[0] in TREES and len(parts) > 1 and name.endswith((".yaml", ".yml"))
 
 
+def is_folder_link_out(root: Path, rel: str) -> bool:
+    """A symbolic link in the trees to a folder outside the taxonomy. Nothing below it is read (links out are
+    never followed), so it is listed with the changed files and the lint reports it, instead of its leaves
+    being skipped in silence."""
+    path = root / rel
+    if rel.split("/")[0] not in TREES or not os.path.islink(path) or not os.path.isdir(path):
+        return False
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    return not real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
 def all_files(root: Path) -> list[Path]:
     found = []
     for current, dirs, files in os.walk(root):
@@ -47,6 +60,10 @@ def all_files(root: Path) -> list[Path]:
         for name in files:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             if is_taxonomy_file(rel):
+                found.append(root / rel)
+        for name in dirs:  # os.walk lists links to folders here, and does not enter them
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if is_folder_link_out(root, rel):
                 found.append(root / rel)
     return sorted(found)
 
@@ -103,15 +120,16 @@ def changed_files(taxonomy_root: str | Path, base: str = DEFAULT_BASE) -> DiffRe
     changed: set[Path] = set(_untracked(root))
     removed: list[str] = []
     for status, rel in zip(fields[0::2], fields[1::2], strict=False):
-        if not rel or not is_taxonomy_file(rel):
+        if not rel or not (is_taxonomy_file(rel) or is_folder_link_out(root, rel)):
             continue
         if status.startswith("D"):
             removed.append(rel)
-        elif (root / rel).is_file():
+        elif os.path.lexists(root / rel):  # links and special files too: the lint refuses them by name
             changed.add(root / rel)
     return DiffResult(sorted(changed), sorted(removed), base_used, notice)
 
 
 def _untracked(root: Path) -> list[Path]:
     out = run_git(["ls-files", "-z", "--others", "--exclude-standard"], root).stdout
-    return sorted(root / rel for rel in out.split("\0") if rel and is_taxonomy_file(rel))
+    return sorted(root / rel for rel in out.split("\0") if rel and (is_taxonomy_file(rel)
+                                                                     or is_folder_link_out(root, rel)))

@@ -18,14 +18,16 @@ import uuid
 from pathlib import Path
 
 from labrador import paths
-from labrador.errors import TaxonomyError
+from labrador.errors import TaxonomyError, UserFileError
 from labrador.files import atomic_write_text
 from labrador.taxonomy.gitutil import ALLOWED_PROTOCOLS, last_line, run_git
 from labrador.taxonomy.models import Document, Leaf
+from labrador.userfiles import DOCUMENT, PDF_DOCUMENT, decode, read_bytes
 
 __all__ = ["Document", "DocumentError", "checkout", "fetch_documents", "read_document", "validate_repo_url"]
 
 TEXT_SUFFIXES = (".md", ".markdown", ".txt")
+DOCUMENTS_TREE = "the documents' folder"  # the root of a document, in messages
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9_.+-]+@[A-Za-z0-9_.-]+:[^\s]+$")  # git@github.com:org/repo.git (ssh)
 _COMMIT = re.compile(r"^[0-9a-fA-F]{4,64}$")
 
@@ -151,7 +153,7 @@ def expand_patterns(base: Path, patterns: list[str], where: str) -> list[Path]:
                 raise DocumentError(f"The document {match.relative_to(base).as_posix()} (matched by {pattern!r}) is "
                                     f"a link to {resolved}, outside {where}; replace the link with the file itself.",
                                     ypath)
-            if resolved.is_file():
+            if not resolved.is_dir():  # FIFOs and devices too: the reader refuses them by name
                 files.append(match)
         if not files:
             raise DocumentError(f"The document pattern {pattern!r} matches no files in {where}; check the file "
@@ -160,25 +162,28 @@ def expand_patterns(base: Path, patterns: list[str], where: str) -> list[Path]:
     return list(found)
 
 
-def read_document(path: Path, shown: str) -> str:
-    """Text of one document: Markdown/plain text as they are, PDF through pypdf; other types are refused."""
+def read_document(path: Path, shown: str, root: Path | None = None) -> str:
+    """Text of one document: Markdown/plain text as they are, PDF through pypdf; other types are refused.
+    Read through `labrador.userfiles`: a regular file (inside ``root`` when given) under its size cap."""
     suffix = path.suffix.lower()
-    if suffix in TEXT_SUFFIXES:
-        try:
-            return path.read_bytes().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise DocumentError(f"The document {shown} is not UTF-8 text; save it with UTF-8 encoding.") from None
-    if suffix == ".pdf":
-        return _read_pdf(path, shown)
+    try:
+        if suffix in TEXT_SUFFIXES:
+            return decode(read_bytes(path, DOCUMENT, root, DOCUMENTS_TREE), path)
+        if suffix == ".pdf":
+            return _read_pdf(read_bytes(path, PDF_DOCUMENT, root, DOCUMENTS_TREE), shown)
+    except UserFileError as err:
+        raise DocumentError(f"The document {shown} {err.problem}") from None
     raise DocumentError(f"The document {shown} is a '{suffix or 'no extension'}' file, which labrador cannot read; "
                         "convert it to Markdown (.md), plain text (.txt) or PDF, or change the patterns to skip it.")
 
 
-def _read_pdf(path: Path, shown: str) -> str:
+def _read_pdf(data: bytes, shown: str) -> str:
+    import io
+
     from pypdf import PdfReader
 
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError(f"The PDF {shown} is password-protected; save an unprotected copy.")
         text = "\n\n".join((page.extract_text() or "").strip() for page in reader.pages).strip()
@@ -212,4 +217,4 @@ def fetch_documents_unprefixed(leaf: Leaf, taxonomy_root: str | Path, *, timeout
     else:
         base, where = checkout(ref.repo or "", ref.commit or "", timeout=timeout), f"{ref.repo} at {ref.commit}"
     rels = [file.relative_to(base).as_posix() for file in expand_patterns(base, ref.patterns, where)]
-    return [Document(rel, read_document(base / rel, f"{rel} ({where})")) for rel in rels]
+    return [Document(rel, read_document(base / rel, f"{rel} ({where})", base)) for rel in rels]

@@ -11,14 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labrador.errors import UserFileError
 from labrador.taxonomy import checks, schema
 from labrador.taxonomy.models import Issue, Leaf
 from labrador.taxonomy.schema import yaml_path
-from labrador.taxonomy.yamlnodes import Parsed, PathKey, YamlProblem, parse_yaml
 from labrador.taxonomy.yamlrules import check_text, estimate_tokens
+from labrador.userfiles import TAXONOMY_FILE, inside, read_text
+from labrador.yamlnodes import Parsed, PathKey, YamlProblem, parse_yaml
 
 TREES = ("knowledge", "compositional_skills", "foundational_skills")
 QNA_NAME = "qna.yaml"
+TAXONOMY_KIND = "taxonomy file"  # how YAML problems name the file
 PARALLEL_FROM = 100  # files per worker process worth the start of a process
 
 
@@ -70,14 +73,27 @@ def relative_to_root(qna_path: Path, root: Path) -> str | None:
 def analyze(qna_path: Path, root: Path, rules: dict[str, dict[str, Any]]) -> Analysis:
     report = _Report(display_path(Path(os.path.abspath(qna_path))))
     rel = relative_to_root(qna_path, root)
+    if rel is not None and _leaves_tree(report, qna_path, root):
+        return Analysis(report.issues, None)
     tree = _check_placement(report, qna_path, root, rel)
-    data = _read(report, qna_path, rules)
+    data = _read(report, qna_path, rules, root if rel is not None else None)
     leaf = None
     if isinstance(data, dict):
         leaf = _check_content(report, data, tree, rel or qna_path.as_posix(), qna_path, rules)
     report.issues.sort(key=lambda i: (i.line, i.column))
     has_error = any(i.severity == "error" for i in report.issues)
     return Analysis(report.issues, None if has_error else leaf)
+
+
+def _leaves_tree(report: _Report, path: Path, root: Path) -> bool:
+    """Report a file or folder that is a symbolic link out of the taxonomy (never followed); True when so."""
+    try:
+        inside(path, root)
+    except UserFileError as err:
+        subject = "This folder" if os.path.isdir(path) else "The file"
+        report.add("error", f"{subject} {err.problem}")
+        return True
+    return False
 
 
 def _workers(count: int) -> int:
@@ -149,26 +165,16 @@ def _nested_qna(folder: Path) -> Path | None:
     return None
 
 
-def _read(report: _Report, qna_path: Path, rules: dict[str, dict[str, Any]]) -> Any:
+def _read(report: _Report, qna_path: Path, rules: dict[str, dict[str, Any]], root: Path | None) -> Any:
     try:
-        raw = qna_path.read_bytes()
-    except OSError as err:
-        report.add("error", f"The file cannot be read ({err.strerror or err}); check that it exists and that "
-                   "you may read it.")
-        return None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        before = raw[: err.start]
-        line = before.count(b"\n") + 1
-        column = len(before) - (before.rfind(b"\n") + 1) + 1
-        report.add("error", "The file is not UTF-8 text (it has a byte that is not valid UTF-8 here); save it "
-                   "with UTF-8 encoding.", line, column)
+        text = read_text(qna_path, TAXONOMY_FILE, root)
+    except UserFileError as err:
+        report.add("error", f"The file {err.problem}", err.line or 1, err.column or 1)
         return None
     for hit in check_text(text, rules):
         report.add(hit.level, hit.message, hit.line, hit.column)
     try:
-        parsed = parse_yaml(text)
+        parsed = parse_yaml(text, kind=TAXONOMY_KIND)
     except YamlProblem as problem:
         report.add("error", problem.message, problem.line, problem.column)
         return None

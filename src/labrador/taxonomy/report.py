@@ -79,8 +79,10 @@ def build_report(taxonomy_path: str | Path, base: str, yaml_rules: str | Path | 
 
 
 def _document_issues(leaf: Leaf, root: Path, path: Path) -> list[Issue]:
+    from labrador.errors import UserFileError
     from labrador.taxonomy.documents import DocumentError, fetch_documents_unprefixed
-    from labrador.taxonomy.yamlnodes import YamlProblem, parse_yaml
+    from labrador.userfiles import TAXONOMY_FILE, read_text
+    from labrador.yamlnodes import YamlProblem, parse_yaml
 
     try:
         fetch_documents_unprefixed(leaf, root)
@@ -91,8 +93,8 @@ def _document_issues(leaf: Leaf, root: Path, path: Path) -> list[Issue]:
             keys: tuple[str | int, ...] = tuple(int(k) if k.isdigit() else k
                                                 for k in re.findall(r"[^.\[\]]+", yaml_path))
             try:
-                line, column = parse_yaml(path.read_text(encoding="utf-8-sig")).mark(keys)
-            except (OSError, UnicodeDecodeError, YamlProblem):
+                line, column = parse_yaml(read_text(path, TAXONOMY_FILE, root)).mark(keys)
+            except (UserFileError, YamlProblem):
                 pass
         message = " ".join(str(err).split())
         return [Issue(display_path(Path(os.path.abspath(path))), line, column, "error", message, yaml_path)]

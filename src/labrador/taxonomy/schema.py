@@ -11,7 +11,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from labrador.taxonomy.yamlnodes import PathKey
+from labrador.yamlnodes import PathKey
 
 SCHEMA_VERSIONS = (1, 2, 3)
 CURRENT_VERSION = 3

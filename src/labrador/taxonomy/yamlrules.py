@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labrador.errors import TaxonomyError
+from labrador.errors import TaxonomyError, UserFileError
+from labrador.userfiles import YAML_FILE, line_and_column, read_text
 
 DEFAULT_RULES: dict[str, dict[str, Any]] = {
     "line-length": {"level": "warning", "max": 120},
@@ -56,17 +57,14 @@ def load_rules(path: str | Path | None) -> dict[str, dict[str, Any]]:
     rules = {name: dict(opts) for name, opts in DEFAULT_RULES.items()}
     if path is None:
         return rules
-    import yaml
+    from labrador.yamlnodes import load
 
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise TaxonomyError(f"{path}: the lint rules file cannot be read ({err}); check the --yaml-rules path.") \
-            from None
-    except yaml.YAMLError as err:
-        raise TaxonomyError(f"{path}: the lint rules file is not valid YAML ({' '.join(str(err).split())}).") \
-            from None
+        text = read_text(path, YAML_FILE)
+    except UserFileError as err:
+        raise TaxonomyError(f"{path}: the lint rules file {err.problem}") from None
+    raw = load(text, path, TaxonomyError, kind="lint rules file")
     if raw is None:
         return rules
     if not isinstance(raw, dict) or not isinstance(raw.get("rules", {}), dict):
@@ -111,12 +109,6 @@ def estimate_tokens(text: str) -> int:
 
 _TRAILING = re.compile(r"[ \t]+\r?$", re.M)
 _BLANK_RUN = re.compile(r"(?:^[ \t]*\r?\n)+", re.M)
-
-
-def line_and_column(text: str, offset: int) -> tuple[int, int]:
-    """1-based line and column of `offset` in `text`."""
-    line_start = text.rfind("\n", 0, offset) + 1
-    return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 def check_text(text: str, rules: dict[str, dict[str, Any]]) -> list[RuleHit]:
