@@ -13,11 +13,6 @@ from collections.abc import Iterator
 from labrador.llm.base import LLMClient, Message, SamplingParams
 
 
-def looks_like_overflow(error: BaseException) -> bool:
-    text = str(error).lower()
-    return "context" in text and any(w in text for w in ("exceed", "too long", "length", "window", "maximum"))
-
-
 class Streamer:
     def __init__(self, client: LLMClient) -> None:
         self.client = client

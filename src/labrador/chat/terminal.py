@@ -11,9 +11,9 @@ from rich.live import Live
 from rich.markdown import Markdown
 
 from labrador.chat.session import ChatSession
-from labrador.chat.stream import Streamer, looks_like_overflow
+from labrador.chat.stream import Streamer
 from labrador.errors import LabradorError
-from labrador.llm.base import ContextOverflow, SamplingParams
+from labrador.llm.base import ContextOverflow, SamplingParams, looks_like_overflow
 
 HELP = """\
 Commands:
@@ -126,7 +126,7 @@ class ChatLoop:
                 self.session.event("interrupted")
                 return
             except LabradorError as err:
-                if not (isinstance(err, ContextOverflow) or looks_like_overflow(err)):
+                if not (isinstance(err, ContextOverflow) or looks_like_overflow(str(err))):
                     raise
                 if not self.session.drop_oldest_turn():
                     self.session.history.pop()

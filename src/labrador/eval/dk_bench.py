@@ -132,7 +132,6 @@ def write_dk_bench(out: ResultsDir, console: Console, results: list[DKResult], m
                "unparsable": sum(1 for r in results if r.judgment.score is None and r.judgment.error is None),
                "errors": sum(1 for r in results if r.judgment.error is not None),
                "distribution": {str(k): sum(1 for s in valid if int(s) == k) for k in range(1, 6)}}
-    out.write_json("summary.json", summary)
     rows = [r.to_json() for r in results]
     out.write_jsonl("items.jsonl", rows)
     out.write_csv("items.csv", rows, ["line", "user_input", "reference", "response", "score", "judgment", "error"])

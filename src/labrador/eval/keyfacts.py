@@ -100,11 +100,10 @@ def _scores(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def write_single(out: ResultsDir, console: Console, model: Model, rows: list[dict[str, Any]],
                  judged: tuple[dict, list] | None, settings: dict) -> dict:
-    """summary.json (accuracy, mean key-fact score, judge summary) and items.jsonl (one answer per line)."""
+    """items.jsonl (one answer per line); returns the summary (accuracy, mean key-fact score, judge summary)."""
     summary = {"benchmark": "keyfacts", "model": model.label, **settings, **_scores(rows)}
     if judged is not None:
         summary["judge"] = judged[0]
-    out.write_json("summary.json", summary)
     out.write_jsonl("items.jsonl", rows)
     if judged is not None:
         out.write_jsonl("judgments.jsonl", judged[1])
@@ -123,13 +122,10 @@ def write_comparison(out: ResultsDir, console: Console, base: Model, tuned: Mode
                "base": b, "tuned": t, "delta": delta(t["accuracy"], b["accuracy"]),
                "improvements": [x["question"] for x, y in pairs if y["score"] > x["score"]],
                "regressions": [x["question"] for x, y in pairs if y["score"] < x["score"]]}
-    out.write_json("summary.json", summary)
     out.write_jsonl("items.jsonl", [{"model": "base", **r} for r in base_rows] +
                     [{"model": "tuned", **r} for r in tuned_rows])
-    metrics = ["accuracy", "mean_score"]
-    out.bar_chart("comparison.png", metrics, {f"base ({base.label})": [b[m] for m in metrics],
-                                              f"tuned ({tuned.label})": [t[m] for m in metrics]},
-                  "keyfacts: base vs tuned", "fraction")
+    out.comparison_chart({m: {"base": b[m], "tuned": t[m]} for m in ("accuracy", "mean_score")}, base.label,
+                         tuned.label, "keyfacts: base vs tuned", "fraction")
     table = [(x["question"][:60], x["score"], y["score"], y["score"] - x["score"]) for x, y in pairs]
     table.append(("accuracy", b["accuracy"], t["accuracy"], summary["delta"]))
     print_table(console, f"keyfacts: base {base.label} vs tuned {tuned.label}",

@@ -33,7 +33,6 @@ def run_multiple_choice(model: Model, data: MCDataset, few_shots: int, workers: 
 def write_single(out: ResultsDir, console: Console, benchmark: str, model: Model, report: MCReport,
                  settings: dict) -> dict:
     summary = {"benchmark": benchmark, "model": model.label, **settings, **report.summary()}
-    out.write_json("summary.json", summary)
     out.write_jsonl("items.jsonl", (r.to_json() for r in report.results))
     rows = [(s, v["questions"], v["accuracy"]) for s, v in summary["subjects"].items()]
     rows.append(("overall (mean of subjects)", len(report.results), report.overall))
@@ -60,14 +59,10 @@ def write_comparison(out: ResultsDir, console: Console, benchmark: str, base: Mo
         "regressions": [s for s, v in tasks.items() if (v["delta"] or 0) < 0],
         "no_change": [s for s, v in tasks.items() if (v["delta"] or 0) == 0],
     }
-    out.write_json("summary.json", summary)
     rows = [{"model": "base", **r.to_json()} for r in base_report.results]
     rows += [{"model": "tuned", **r.to_json()} for r in tuned_report.results]
     out.write_jsonl("items.jsonl", rows)
-    labels = list(tasks)
-    out.bar_chart("comparison.png", labels, {f"base ({base.label})": [tasks[s]["base"] for s in labels],
-                                             f"tuned ({tuned.label})": [tasks[s]["tuned"] for s in labels]},
-                  f"{benchmark}: accuracy per task", "accuracy")
+    out.comparison_chart(tasks, base.label, tuned.label, f"{benchmark}: accuracy per task", "accuracy")
     table_rows = [(s, v["questions"], v["base"], v["tuned"], v["delta"]) for s, v in tasks.items()]
     table_rows.append(("overall", len(tuned_report.results), base_report.overall, tuned_report.overall,
                        summary["delta"]))

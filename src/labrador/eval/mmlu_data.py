@@ -64,22 +64,17 @@ def parse_answer(value: object, n_choices: int, where: str) -> int:
 
 def subject_and_split(path: Path) -> tuple[str, str]:
     stem = path.name.rsplit(".", 1)[0]
-    split = "test"
-    for suffix in ("_test", "_dev", "_val", "_validation"):
+    for suffix, split in (("_test", "test"), ("_dev", "dev"), ("_val", "val"), ("_validation", "val")):
         if stem.endswith(suffix):
-            stem, split = stem[: -len(suffix)], suffix[1:]
-            break
-    return stem.removeprefix("mmlubench_"), "val" if split == "validation" else split
+            return stem[: -len(suffix)].removeprefix("mmlubench_"), split
+    return stem.removeprefix("mmlubench_"), "test"
 
 
 def _question(row: dict, subject: str, where: str, line: int) -> MCQuestion:
     question = row.get("question")
     if not isinstance(question, str) or not question.strip():
         raise DataError(f"{where}: missing 'question' text. Each row needs question, four choices and answer.")
-    if "choices" in row:
-        choices = row["choices"]
-    else:
-        choices = [row.get(letter) for letter in LETTERS]
+    choices = row["choices"] if "choices" in row else [row.get(letter) for letter in LETTERS]
     if not isinstance(choices, list) or len(choices) != 4 or not all(isinstance(c, str | int | float)
                                                                     and str(c).strip() for c in choices):
         raise DataError(f"{where}: expected four non-empty choices (a 'choices' list or fields A, B, C, D).")

@@ -23,7 +23,6 @@ def write_mt_single(out: ResultsDir, console: Console, model: Model, judge: Mode
                     settings: dict) -> dict:
     stats = summarize(turns)
     summary = {"benchmark": "mt_bench", "model": model.label, "judge": judge.label, **settings, **stats}
-    out.write_json("summary.json", summary)
     out.write_jsonl("items.jsonl", _rows(model.label, turns))
     rows = [(c, v) for c, v in stats["categories"].items()]
     rows += [(f"turn {n}", v) for n, v in stats["turns"].items()]
@@ -42,12 +41,9 @@ def write_mt_comparison(out: ResultsDir, console: Console, base: Model, tuned: M
     summary = {"benchmark": "mt_bench", "base_model": base.label, "model": tuned.label, "judge": judge.label,
                **settings, "base": b, "tuned": t, "delta": delta(t["overall"], b["overall"]),
                "categories": per_category}
-    out.write_json("summary.json", summary)
     out.write_jsonl("items.jsonl", _rows("base", base_turns) + _rows("tuned", tuned_turns))
-    out.bar_chart("comparison.png", categories,
-                  {f"base ({base.label})": [per_category[c]["base"] for c in categories],
-                   f"tuned ({tuned.label})": [per_category[c]["tuned"] for c in categories]},
-                  "mt_bench: mean judge score per category", "score (1-10)")
+    out.comparison_chart(per_category, base.label, tuned.label, "mt_bench: mean judge score per category",
+                         "score (1-10)")
     rows = [(c, v["base"], v["tuned"], v["delta"]) for c, v in per_category.items()]
     rows.append(("overall", b["overall"], t["overall"], summary["delta"]))
     print_table(console, f"mt_bench: base {base.label} vs tuned {tuned.label} (judge {judge.label})",
@@ -91,13 +87,9 @@ def write_branch_comparison(out: ResultsDir, console: Console, base: Model, tune
     summary = {"benchmark": "mt_bench_branch", "base_model": base.label, "model": tuned.label,
                "judge": judge.label, **settings, "base": b, "tuned": t, "delta": delta(t["overall"], b["overall"]),
                **totals, "leaves": leaves}
-    out.write_json("summary.json", summary)
     out.write_jsonl("items.jsonl", _rows("base", base_turns) + _rows("tuned", tuned_turns))
-    labels = list(leaves)
-    out.bar_chart("comparison.png", labels,
-                  {f"base ({base.label})": [leaves[x]["base"] for x in labels],
-                   f"tuned ({tuned.label})": [leaves[x]["tuned"] for x in labels]},
-                  "mt_bench_branch: mean judge score per leaf", "score (1-10)")
+    out.comparison_chart(leaves, base.label, tuned.label, "mt_bench_branch: mean judge score per leaf",
+                         "score (1-10)")
     rows = [(x, v["questions"], v["base"], v["tuned"], v["delta"], v["improvements"], v["regressions"],
              v["ties"], v["unscored"]) for x, v in leaves.items()]
     rows.append(("overall", len(base_turns), b["overall"], t["overall"], summary["delta"], totals["improvements"],

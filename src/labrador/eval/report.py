@@ -10,7 +10,7 @@ import csv
 import json
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -33,46 +33,42 @@ class ResultsDir:
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True)
 
-    def write_json(self, name: str, data: object) -> Path:
-        target = self.path / name
-        target.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        return target
+    def write_json(self, name: str, data: object) -> None:
+        (self.path / name).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    def write_jsonl(self, name: str, rows: Iterable[dict]) -> Path:
+    def write_jsonl(self, name: str, rows: Iterable[dict]) -> None:
         write_jsonl(self.path / name, rows)
-        return self.path / name
 
-    def write_csv(self, name: str, rows: Sequence[dict], columns: Sequence[str]) -> Path:
-        target = self.path / name
-        with target.open("w", encoding="utf-8", newline="") as fh:
+    def write_csv(self, name: str, rows: Sequence[dict], columns: Sequence[str]) -> None:
+        with (self.path / name).open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        return target
 
-    def bar_chart(self, name: str, labels: Sequence[str], series: dict[str, Sequence[float | None]],
-                  title: str, ylabel: str) -> Path:
-        """Grouped bars, one group per label and one bar per series (e.g. base and tuned)."""
+    def comparison_chart(self, values: Mapping[str, Mapping[str, float | None]], base: str, tuned: str,
+                         title: str, ylabel: str) -> None:
+        """comparison.png: grouped bars, per label of `values` its "base" and its "tuned" value."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        width = 0.8 / max(len(series), 1)
+        labels = list(values)
+        series = {f"base ({base})": [v["base"] for v in values.values()],
+                  f"tuned ({tuned})": [v["tuned"] for v in values.values()]}
+        width = 0.8 / len(series)
         fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 4.5))
-        for i, (series_name, values) in enumerate(series.items()):
+        for i, (series_name, heights) in enumerate(series.items()):
             xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(labels))]
-            ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=series_name)
+            ax.bar(xs, [h if h is not None else 0.0 for h in heights], width, label=series_name)
         ax.set_xticks(range(len(labels)))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend()
         fig.tight_layout()
-        target = self.path / name
-        fig.savefig(target, dpi=100)
+        fig.savefig(self.path / "comparison.png", dpi=100)
         plt.close(fig)
-        return target
 
     def commit(self) -> Path:
         self.path.rename(self.final)

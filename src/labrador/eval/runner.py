@@ -193,7 +193,7 @@ def run_evaluation(opts: EvalOptions, console: Console | None = None,
             summary = run(opts, pool, out, console, progress)
         summary["elapsed_s"] = round(time.perf_counter() - started, 2)
         summary["cache"] = {"hits": cache.hits, "misses": cache.misses}
-        out.write_json("summary.json", summary)
+        out.write_json("summary.json", summary)  # each benchmark's writer returns it; written once, here
         final = out.commit()
     finally:
         pool.close()
@@ -284,6 +284,7 @@ def _run_dk(opts: EvalOptions, pool: ClientPool, out, console: Console, progress
 
 def _run_keyfacts(opts: EvalOptions, pool: ClientPool, out, console: Console, progress) -> dict:
     from labrador.eval import keyfacts
+    from labrador.eval.judge import Judge
     from labrador.eval.questions import load_question_set
 
     questions = load_question_set(Path(str(opts.questions))).questions[: opts.max_questions or None]
@@ -297,8 +298,6 @@ def _run_keyfacts(opts: EvalOptions, pool: ClientPool, out, console: Console, pr
                                          rows["tuned"], settings)
     judged = None
     if opts.judge_model or opts.judge_endpoint:
-        from labrador.eval.judge import Judge
-
         judge = Judge(pool.judge(), opts.judge_max_tokens)
         judged = keyfacts.judge_answers(judge, questions, rows["tuned"], opts.num_workers)
     return keyfacts.write_single(out, console, models["tuned"], rows["tuned"], judged, settings)

@@ -21,6 +21,12 @@ class ContextOverflow(LabradorError):
     """The prompt does not fit in the model's context window."""
 
 
+def looks_like_overflow(message: str) -> bool:
+    """Whether a server's error message says that the prompt does not fit in the context window."""
+    text = message.lower()
+    return "context" in text and any(w in text for w in ("exceed", "too long", "length", "window", "maximum"))
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     temperature: float = 0.0

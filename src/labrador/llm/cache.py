@@ -84,12 +84,6 @@ class CallCache:
                              (key, json.dumps(value), time.time(), label,
                               None if request is None else json.dumps(request, ensure_ascii=False)))
 
-    def __len__(self) -> int:
-        if self._db is None:
-            return 0
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
-
     def close(self) -> None:
         if self._db is not None:
             with self._lock:

@@ -25,7 +25,7 @@ import numpy as np
 from labrador.errors import LabradorError, ModelError
 from labrador.llm.base import Completion, Delta, Message, Request, SamplingParams
 from labrador.llm.templates import CHATML_TEMPLATE, load_template
-from labrador.llm.worker import Cancelled, Emit, InProcessClient, SerialWorker, default_threads
+from labrador.llm.worker import Cancelled, Emit, InProcessClient, SerialWorker, default_threads, n_samples
 
 DEFAULT_N_CTX = 4096
 OPENAI_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
@@ -103,29 +103,19 @@ class LlamaCppClient(InProcessClient):
     def _generate(self, request: Request, params: SamplingParams) -> Completion:
         tokens = self._prompt_tokens(request)
         sampling = self._sampling(params, self._check_room(len(tokens)))
-        greedy = params.temperature <= 0
         base_seed = params.seed if params.seed is not None else random.getrandbits(31)
-        texts: list[str] = []
-        reasons: list[str] = []
-        completion_tokens = 0
         # Evaluate every request's prompt from scratch: reusing another request's cached prefix changes the
         # batch split, hence the logits in the last bits, hence sampled text - the same seed must give the same
         # texts whatever ran before. Samples 2..n of this request still reuse this request's prompt.
         self._llm.n_tokens = 0
-        for i in range(params.n):
-            if greedy and texts:  # greedy decoding is deterministic: later samples would repeat the first
-                texts.append(texts[0])
-                reasons.append(reasons[0])
-                continue
+
+        def sample(i: int) -> tuple[str, str, int]:
             out = self._llm.create_completion(prompt=tokens, seed=base_seed + i, **sampling)
-            choice = out["choices"][0]
-            texts.append(choice["text"])
-            reasons.append(choice.get("finish_reason") or "stop")
-            done = out["usage"]["completion_tokens"]
-            completion_tokens += done
+            choice, done = out["choices"][0], out["usage"]["completion_tokens"]
             self._worker.count_tokens(len(tokens), done)
-        if greedy and params.n > 1:
-            completion_tokens *= params.n
+            return choice["text"], choice.get("finish_reason") or "stop", done
+
+        texts, reasons, completion_tokens = n_samples(params, sample)
         return Completion(texts=texts, prompt_tokens=len(tokens), completion_tokens=completion_tokens,
                           finish_reasons=reasons, model=self.model_name)
 
@@ -245,8 +235,7 @@ class LlamaCppClient(InProcessClient):
         """(token bytes, log-probability of each given the ones before (None for the first), top_n alternatives
         of each or None, number of prompt tokens) for `prompt + answer`, from the first prompt token (after BOS)
         with `echo`, else from the answer's first token."""
-        self._check_open()
-        return await self._worker.arun(lambda: self._score(prompt, answer, top_n, echo))
+        return await self._running().arun(lambda: self._score(prompt, answer, top_n, echo))
 
     def _unload(self) -> None:
         self._llm.close()

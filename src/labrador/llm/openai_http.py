@@ -28,6 +28,7 @@ import httpx
 from tenacity import AsyncRetrying, Retrying
 
 from labrador.errors import EndpointError, LabradorError
+from labrador.llm import base
 from labrador.llm.base import DEFAULT_PARAMS, Completion, ContextOverflow, Delta, Message, SamplingParams
 from labrador.llm.retry import Retryable, policy
 
@@ -120,31 +121,25 @@ class OpenAIHTTPClient:
         self.context_length: int | None = None
 
     # -- endpoint choice and accounting --
-    def _acquire(self) -> _Endpoint:
+    @contextlib.contextmanager
+    def _endpoint(self) -> Iterator[_Endpoint]:
+        """The endpoint with the fewest requests in flight (ties: round robin), for one attempt; the client
+        counts as busy while any attempt is in flight."""
         with self._lock:
             turn = next(self._turn)
             n = len(self.endpoints)
-            order = [self.endpoints[(turn + i) % n] for i in range(n)]
-            endpoint = min(order, key=lambda e: e.in_flight)
+            endpoint = min((self.endpoints[(turn + i) % n] for i in range(n)), key=lambda e: e.in_flight)
             endpoint.in_flight += 1
             if self._busy_since is None:
                 self._busy_since = time.perf_counter()
-            return endpoint
-
-    def _release(self, endpoint: _Endpoint) -> None:
-        with self._lock:
-            endpoint.in_flight -= 1
-            if self._busy_since is not None and not any(e.in_flight for e in self.endpoints):
-                self.busy_seconds += time.perf_counter() - self._busy_since
-                self._busy_since = None
-
-    @contextlib.contextmanager
-    def _endpoint(self) -> Iterator[_Endpoint]:
-        endpoint = self._acquire()
         try:
             yield endpoint
         finally:
-            self._release(endpoint)
+            with self._lock:
+                endpoint.in_flight -= 1
+                if self._busy_since is not None and not any(e.in_flight for e in self.endpoints):
+                    self.busy_seconds += time.perf_counter() - self._busy_since
+                    self._busy_since = None
 
     @staticmethod
     def _failure(error: Retryable, attempts: int) -> EndpointError:
@@ -233,8 +228,10 @@ class OpenAIHTTPClient:
         del first.texts[n:], first.finish_reasons[n:]
         return first
 
-    def _seed(self, params: SamplingParams, i: int) -> int | None:
-        return None if params.seed is None else params.seed + i
+    @staticmethod
+    def _missing_seeds(params: SamplingParams, got: int) -> list[int | None]:
+        """The seeds of the samples still owed by a server that ignored `n` and returned `got` of them."""
+        return [None if params.seed is None else params.seed + i for i in range(got, params.n)]
 
     def _run(self, path: str, body_key: str, content: Any, params: SamplingParams) -> Completion:
         model = self.model_name
@@ -244,10 +241,8 @@ class OpenAIHTTPClient:
             return self._parse(self._send("POST", path, {body_key: content, **self._payload(model, params, n, seed)}),
                                chat, model)
 
-        first = call(params.n, params.seed)
-        missing = params.n - len(first.texts)  # server ignored n: ask for the rest one by one
-        return self._merge(first, [call(1, self._seed(params, len(first.texts) + i)) for i in range(missing)],
-                           params.n)
+        first = call(params.n, params.seed)  # then the samples a server that ignored n still owes, one by one
+        return self._merge(first, [call(1, s) for s in self._missing_seeds(params, len(first.texts))], params.n)
 
     async def _arun(self, path: str, body_key: str, content: Any, params: SamplingParams) -> Completion:
         model = await self._amodel_name()
@@ -258,8 +253,7 @@ class OpenAIHTTPClient:
             return self._parse(body, chat, model)
 
         first = await call(params.n, params.seed)
-        missing = params.n - len(first.texts)
-        more = await asyncio.gather(*[call(1, self._seed(params, len(first.texts) + i)) for i in range(missing)])
+        more = await asyncio.gather(*[call(1, s) for s in self._missing_seeds(params, len(first.texts))])
         return self._merge(first, list(more), params.n)
 
     def chat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
@@ -364,7 +358,5 @@ def _stream_refused(url: str, reply: httpx.Response) -> LabradorError:
         message = reply.json()["error"]["message"]
     except (ValueError, KeyError, TypeError):
         message = reply.text[:200]
-    text = message.lower()
-    overflow = reply.status_code == 400 and "context" in text and any(
-        w in text for w in ("exceed", "too long", "length", "window", "maximum"))
+    overflow = reply.status_code == 400 and base.looks_like_overflow(str(message))
     return (ContextOverflow if overflow else EndpointError)(f"{url} answered {reply.status_code}: {message}")

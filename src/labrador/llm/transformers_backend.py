@@ -17,7 +17,7 @@ from typing import Any
 from labrador.errors import LabradorError, ModelError
 from labrador.llm.base import Completion, Delta, Message, Request, SamplingParams
 from labrador.llm.templates import load_template
-from labrador.llm.worker import Cancelled, Emit, InProcessClient, SerialWorker
+from labrador.llm.worker import Cancelled, Emit, InProcessClient, SerialWorker, n_samples
 
 DEFAULT_N_CTX = 4096
 OnText = Callable[[str], None]
@@ -151,25 +151,20 @@ class TransformersClient(InProcessClient):
         sampling: dict[str, Any] = {"do_sample": False} if greedy else {
             "do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": 0}
         base_seed = params.seed if params.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        texts, reasons, produced = [], [], 0
-        for i in range(params.n):
-            if greedy and texts:
-                texts.append(texts[0])
-                reasons.append(reasons[0])
-                continue
+
+        def sample(i: int) -> tuple[str, str, int]:
             torch.manual_seed(base_seed + i)
             with torch.inference_mode():
                 out = self._model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new,
                                            pad_token_id=self._pad_id, **sampling)
             new = out[0, len(tokens):].tolist()
-            produced += len(new)
             text, stopped = _cut_at_stop(self._tokenizer.decode(new, skip_special_tokens=True), params.stop)
             ended = bool(new) and new[-1] == self._tokenizer.eos_token_id
-            texts.append(text)
-            reasons.append("stop" if stopped or ended or len(new) < max_new else "length")
             self._worker.count_tokens(len(tokens), len(new))
-        total = produced * params.n if greedy else produced
-        return Completion(texts=texts, prompt_tokens=len(tokens), completion_tokens=total, finish_reasons=reasons,
+            return text, "stop" if stopped or ended or len(new) < max_new else "length", len(new)
+
+        texts, reasons, produced = n_samples(params, sample)
+        return Completion(texts=texts, prompt_tokens=len(tokens), completion_tokens=produced, finish_reasons=reasons,
                           model=self.model_name)
 
     def _produce(self, request: Request, params: SamplingParams, emit: Emit, cancelled: Cancelled) -> None:

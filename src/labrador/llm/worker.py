@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 from labrador.errors import LabradorError
@@ -46,9 +47,15 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
+def n_samples(params: SamplingParams,
+              sample: Callable[[int], tuple[str, str, int]]) -> tuple[list[str], list[str], int]:
+    """Texts and finish reasons of `params.n` samples (`sample(i)`: text, finish reason and tokens of the one
+    drawn with seed + i), and their summed tokens. Greedy decoding is deterministic: samples 2..n repeat the
+    first instead of decoding it again."""
+    samples: list[tuple[str, str, int]] = []
+    for i in range(params.n):
+        samples.append(samples[0] if params.temperature <= 0 and samples else sample(i))
+    return [s[0] for s in samples], [s[1] for s in samples], sum(s[2] for s in samples)
 
 
 class SerialWorker:
@@ -97,7 +104,7 @@ class SerialWorker:
                 if not cancelled():
                     produce(put, cancelled)
             except BaseException as err:  # noqa: BLE001 - re-raised in the consuming thread or coroutine
-                put(_Failure(err))
+                put(err)
             finally:
                 put(_DONE)
 
@@ -110,8 +117,8 @@ class SerialWorker:
         self._start(produce, pieces.put, stop, cancel)
         try:
             while (item := pieces.get()) is not _DONE:
-                if isinstance(item, _Failure):
-                    raise item.error
+                if isinstance(item, BaseException):
+                    raise item
                 yield item
         finally:
             stop.set()
@@ -132,8 +139,8 @@ class SerialWorker:
         self._start(produce, put, stop, cancel)
         try:
             while (item := await pieces.get()) is not _DONE:
-                if isinstance(item, _Failure):
-                    raise item.error
+                if isinstance(item, BaseException):
+                    raise item
                 yield item
         finally:
             stop.set()
@@ -174,9 +181,11 @@ class InProcessClient:
     def _loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
         raise NotImplementedError
 
-    def _check_open(self) -> None:
+    def _running(self) -> SerialWorker:
+        """The worker, while the client is open."""
         if self._closed:
             raise LabradorError(f"The client for {self.model_name} is closed.")
+        return self._worker
 
     def _check_room(self, n_prompt: int) -> int:
         """Tokens left for the answer; ContextOverflow when the prompt fills the context window."""
@@ -187,35 +196,27 @@ class InProcessClient:
         return room
 
     def chat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        self._check_open()
-        return self._worker.run(lambda: self._generate(messages, params))
+        return self._running().run(lambda: self._generate(messages, params))
 
     async def achat(self, messages: list[Message], params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        self._check_open()
-        return await self._worker.arun(lambda: self._generate(messages, params))
+        return await self._running().arun(lambda: self._generate(messages, params))
 
     def complete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        self._check_open()
-        return self._worker.run(lambda: self._generate(prompt, params))
+        return self._running().run(lambda: self._generate(prompt, params))
 
     async def acomplete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Completion:
-        self._check_open()
-        return await self._worker.arun(lambda: self._generate(prompt, params))
+        return await self._running().arun(lambda: self._generate(prompt, params))
 
     def stream(self, request: Request, params: SamplingParams = DEFAULT_PARAMS,
                cancel: threading.Event | None = None) -> Iterator[Delta]:
-        self._check_open()
-        return self._worker.stream(lambda emit, cancelled: self._produce(request, params, emit, cancelled), cancel)
+        return self._running().stream(partial(self._produce, request, params), cancel)
 
     def astream(self, request: Request, params: SamplingParams = DEFAULT_PARAMS,
                 cancel: threading.Event | None = None) -> AsyncIterator[Delta]:
-        self._check_open()
-        return self._worker.astream(lambda emit, cancelled: self._produce(request, params, emit, cancelled),
-                                    cancel)
+        return self._running().astream(partial(self._produce, request, params), cancel)
 
     def loglikelihoods(self, context: str, continuations: list[str]) -> list[float]:
-        self._check_open()
-        return self._worker.run(lambda: self._loglikelihoods(context, continuations))
+        return self._running().run(lambda: self._loglikelihoods(context, continuations))
 
     def _unload(self) -> None:
         """Free the model (after the worker's last job)."""

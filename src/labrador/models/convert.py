@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from labrador.errors import ModelError
+from labrador.files import move_into_place
 from labrador.models.convert_hf_gguf import DIRECT_OUTTYPES, Progress, read_config, write_gguf
 
 # --outtype name -> llama.cpp's llama_ftype number (include/llama.h), for the llama.cpp quantizer path.
@@ -38,14 +39,6 @@ def _check_target(target: Path, force: bool) -> None:
         if target.is_dir() and not any(target.iterdir()):
             return  # an empty directory is fine to fill
         raise ModelError(f"{target} already exists; choose another --output or pass --force to replace it.")
-
-
-def _move_into_place(tmp: Path, target: Path) -> None:
-    if target.is_dir():
-        shutil.rmtree(target)
-    elif target.exists():
-        target.unlink()
-    os.replace(tmp, target)
 
 
 def _remove(path: Path) -> None:
@@ -92,7 +85,7 @@ def hf_to_gguf(model_dir: str | Path, out_path: str | Path, outtype: str = "f16"
                     progress(f"quantizing to {outtype} (llama.cpp)", 1, 1)
             finally:
                 _remove(intermediate)
-        _move_into_place(tmp, out_path)
+        move_into_place(tmp, out_path)
     finally:
         _remove(tmp)
     return out_path
@@ -158,7 +151,7 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, dtype: str = "float32
                 write_hf(gg, names, tmp, dtype, progress)
             else:
                 _gguf_to_hf_transformers(gguf_path, tmp, dtype, gg.metadata, progress)
-        _move_into_place(tmp, out_dir)
+        move_into_place(tmp, out_dir)
     finally:
         _remove(tmp)
     return out_dir

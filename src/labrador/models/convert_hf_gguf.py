@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from labrador.errors import ModelError
+from labrador.models.convert_vocab import add_vocab
 
 # Hugging Face class -> llama.cpp architecture name (gguf.MODEL_ARCH member name).
 SUPPORTED_ARCHITECTURES = {
@@ -225,23 +226,13 @@ def write_gguf(model_dir: Path, out_path: Path, outtype: str, config: dict[str, 
     writer.add_file_type(int(file_type))
     if outtype == "q8_0":
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-
-    from labrador.models.convert_vocab import add_vocab
-
     add_vocab(writer, model_dir, n_vocab, pre_tokenizer)
 
     if rope_factors is not None:
         writer.add_tensor_info("rope_freqs.weight", rope_factors.shape, np.dtype(np.float32), rope_factors.nbytes)
-    q = gguf.GGMLQuantizationType
-    plain = {q.F32: np.dtype(np.float32), q.F16: np.dtype(np.float16)}  # written as numpy arrays, not quantized
-    for p in plan:
-        if p.qtype in plain:
-            np_dtype = plain[p.qtype]
-            writer.add_tensor_info(p.gguf_name, p.shape, np_dtype, math.prod(p.shape) * np_dtype.itemsize)
-        else:
-            byte_shape = gguf.quant_shape_to_byte_shape(p.shape, p.qtype)
-            writer.add_tensor_info(p.gguf_name, byte_shape, np.dtype(np.uint8), math.prod(byte_shape),
-                                   raw_dtype=p.qtype)
+    for p in plan:  # described by their bytes, so one call fits every type (f32 and f16 included)
+        byte_shape = gguf.quant_shape_to_byte_shape(p.shape, p.qtype)
+        writer.add_tensor_info(p.gguf_name, byte_shape, np.dtype(np.uint8), math.prod(byte_shape), raw_dtype=p.qtype)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -258,10 +249,7 @@ def write_gguf(model_dir: Path, out_path: Path, outtype: str, config: dict[str, 
                 data = _permute_rope(data, n_head)
             elif p.hf_name.endswith(("k_proj.weight", "k_proj.bias")):
                 data = _permute_rope(data, n_head_kv)
-            if p.qtype in plain:
-                writer.write_tensor_data(np.ascontiguousarray(data, dtype=plain[p.qtype]))
-            else:
-                writer.write_tensor_data(gguf.quants.quantize(data, p.qtype))
+            writer.write_tensor_data(gguf.quants.quantize(data, p.qtype))  # f32/f16: a plain numpy cast
             if progress:
                 progress("writing tensors", i + 1, len(plan))
     writer.close()

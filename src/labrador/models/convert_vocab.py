@@ -64,8 +64,8 @@ def _token_list(tokenizer_json: dict[str, Any], n_vocab: int) -> tuple[list[str]
     return [t for t in tokens if t is not None], types
 
 
-def add_vocab(writer: Any, model_dir: Path, n_vocab: int, pre_tokenizer: str | None = None) -> str:
-    """Write the tokenizer keys into `writer`; returns the pre-tokenizer name used."""
+def add_vocab(writer: Any, model_dir: Path, n_vocab: int, pre_tokenizer: str | None = None) -> None:
+    """Write the tokenizer keys into `writer`."""
     import gguf
 
     path = model_dir / "tokenizer.json"
@@ -109,4 +109,3 @@ def add_vocab(writer: Any, model_dir: Path, n_vocab: int, pre_tokenizer: str | N
         config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
         special.add_special_token["bos"] = bool(config.get("add_bos_token", False))
     special.add_to_gguf(writer, quiet=True)
-    return pre

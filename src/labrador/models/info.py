@@ -63,14 +63,11 @@ def safetensors_parameters(path: Path) -> tuple[int, Counter[str]]:
             header = json.loads(fh.read(header_len))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ModelError(f"{path} has a corrupt safetensors header; download or save it again.") from None
-    total, dtypes = 0, Counter[str]()
+    dtypes = Counter[str]()
     for key, entry in header.items():
-        if key == "__metadata__":
-            continue
-        count = math.prod(int(dim) for dim in entry.get("shape", []))
-        total += count
-        dtypes[entry.get("dtype", "?")] += count
-    return total, dtypes
+        if key != "__metadata__":
+            dtypes[entry.get("dtype", "?")] += math.prod(int(dim) for dim in entry.get("shape", []))
+    return sum(dtypes.values()), dtypes
 
 
 def hf_info(path: Path, name: str | None = None) -> ModelInfo:

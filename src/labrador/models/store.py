@@ -38,23 +38,22 @@ def _entry(name: str, path: Path, embedded: bool = False) -> ModelEntry:
         return ModelEntry(name, path, None, str(err), embedded)
 
 
+def _is_model(path: Path) -> bool:
+    if path.name.startswith("."):
+        return False
+    if path.is_file():
+        return path.suffix == ".gguf"
+    return path.is_dir() and ((path / "config.json").is_file() or any(path.glob("*.gguf")))
+
+
 def _candidates(models_dir: Path) -> list[Path]:
     """GGUF files and HF directories up to two levels deep (NAME.gguf, NAME/, ORG/REPO/)."""
     found: list[Path] = []
-    if not models_dir.is_dir():
-        return found
-    for item in sorted(models_dir.iterdir()):
-        if item.name.startswith("."):
-            continue
-        if item.is_file() and item.suffix == ".gguf":
+    for item in sorted(models_dir.iterdir()) if models_dir.is_dir() else []:
+        if _is_model(item):
             found.append(item)
-        elif item.is_dir():
-            if (item / "config.json").is_file() or any(item.glob("*.gguf")):
-                found.append(item)
-            else:  # an organisation folder
-                found.extend(sub for sub in sorted(item.iterdir()) if not sub.name.startswith(".") and (
-                    (sub.is_file() and sub.suffix == ".gguf") or (sub.is_dir() and (
-                        (sub / "config.json").is_file() or any(sub.glob("*.gguf"))))))
+        elif item.is_dir() and not item.name.startswith("."):  # an organisation folder
+            found.extend(sub for sub in sorted(item.iterdir()) if _is_model(sub))
     return found
 
 

@@ -42,10 +42,8 @@ def packed_attention(module: Any, query: Any, key: Any, value: Any, attention_ma
     if key.shape[1] != query.shape[1]:  # grouped-query attention: share each key/value head
         repeat = query.shape[1] // key.shape[1]
         key, value = key.repeat_interleave(repeat, dim=1), value.repeat_interleave(repeat, dim=1)
-    if position_ids is None or query.shape[0] != 1:
-        bounds = [(0, query.shape[2])]
-    else:
-        bounds = segment_bounds(position_ids)
+    packed = position_ids is not None and query.shape[0] == 1
+    bounds = segment_bounds(position_ids) if packed else [(0, query.shape[2])]
     outputs = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True,
                                               scale=scaling, dropout_p=dropout) for a, b in bounds]
     out = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)

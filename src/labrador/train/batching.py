@@ -8,7 +8,7 @@ block-diagonal mask. Targets are shifted per sample, so no token learns to predi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -89,32 +89,24 @@ def collate(data: ProcessedData, indices: list[int], device: Any = "cpu") -> Mic
     ids = np.concatenate(ids_parts).astype(np.int64)
     targets = np.concatenate(target_parts).astype(np.int64)
     keep = np.nonzero(targets != IGNORE)[0]
-    mask = None
-    if _needs_explicit_mask():
-        mask = block_diagonal_mask([len(p) for p in ids_parts]).to(device)
     anchor = anchor_batch = None
     flags = [data.is_anchor(i) for i in indices]
     if any(flags):
         per_position = np.concatenate([np.full(len(p), f) for p, f in zip(ids_parts, flags, strict=True)])
         anchor = torch.from_numpy(per_position[keep]).to(device)
-        anchor_batch = collate(_without_anchors(data), [i for i, f in zip(indices, flags, strict=True) if f], device)
+        # the anchor samples alone, none flagged (so collating them does not recurse)
+        anchor_batch = collate(replace(data, anchors=None), [i for i, f in zip(indices, flags, strict=True) if f],
+                               device)
     return MicroBatch(
         input_ids=torch.from_numpy(ids).unsqueeze(0).to(device),
         position_ids=torch.from_numpy(np.concatenate(pos_parts).astype(np.int64)).unsqueeze(0).to(device),
         targets=torch.from_numpy(targets[keep]).to(device),
         keep=torch.from_numpy(keep.astype(np.int64)).to(device),
-        attention_mask=mask,
+        attention_mask=block_diagonal_mask([len(p) for p in ids_parts]).to(device) if _needs_explicit_mask() else None,
         num_samples=len(indices),
         anchor=anchor,
         anchor_batch=anchor_batch,
     )
-
-
-def _without_anchors(data: ProcessedData) -> ProcessedData:
-    """The same samples, none flagged (so collating the anchor sub-batch does not recurse)."""
-    from dataclasses import replace
-
-    return replace(data, anchors=None)
 
 
 def block_diagonal_mask(lengths: list[int]) -> Any:

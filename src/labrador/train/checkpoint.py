@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from labrador.errors import LabradorError
+from labrador.files import move_into_place
 
 
 def unwrap(model: Any) -> Any:
@@ -49,22 +50,23 @@ def save_hf(model: Any, tokenizer: Any, target: Path, is_main: bool) -> Path | N
     if not is_main:
         return None
     inner = unwrap(model)
+    if not hasattr(inner, "merge_and_unload"):
+        return write_hf_dir(target, inner, tokenizer, state_dict=state, safe_serialization=True)
+    merged = copy.deepcopy(inner)  # peft: merge a copy, keep training the adapters
+    if is_fsdp(model):
+        merged.load_state_dict(state)
+    return write_hf_dir(target, merged.merge_and_unload(), tokenizer, safe_serialization=True)
+
+
+def write_hf_dir(target: Path, model: Any, tokenizer: Any, **save: Any) -> Path:
+    """`model.save_pretrained(..., **save)` and the tokenizer, written beside `target`, then moved into place."""
     tmp = target.with_name(target.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    if hasattr(inner, "merge_and_unload"):  # peft: merge a copy, keep training the adapters
-        merged = copy.deepcopy(inner)
-        if is_fsdp(model):
-            merged.load_state_dict(state)
-        merged = merged.merge_and_unload()
-        merged.save_pretrained(tmp, safe_serialization=True)
-    else:
-        inner.save_pretrained(tmp, state_dict=state, safe_serialization=True)
+    model.save_pretrained(tmp, **save)
     tokenizer.save_pretrained(tmp)
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
+    move_into_place(tmp, target)
     return target
 
 
@@ -156,20 +158,20 @@ def load_full_state(target: Path, model: Any, optimizer: Any, scheduler: Any, ra
     progress = load_progress(target)
     if progress is None:
         raise LabradorError(f"{target} holds no resumable training state; start without --resume.")
+    suffix = ""
     if is_fsdp(model):
         if progress.get("world_size") != world_size:
             raise LabradorError(f"{target} was written by {progress.get('world_size')} FSDP processes; resume "
                                 f"with the same --nproc-per-node x --nnodes (now {world_size}).")
+        suffix = f"_rank{rank}"
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         from torch.distributed.fsdp import StateDictType
 
         with FSDP.state_dict_type(model, StateDictType.LOCAL_STATE_DICT):
-            model.load_state_dict(torch.load(target / f"model_rank{rank}.pt", weights_only=False))
-        optimizer.load_state_dict(torch.load(target / f"optimizer_rank{rank}.pt", weights_only=False))
-        set_rng_state(torch.load(target / f"rng_rank{rank}.pt", weights_only=False))
+            model.load_state_dict(torch.load(target / f"model{suffix}.pt", weights_only=False))
     else:
         unwrap(model).load_state_dict(torch.load(target / "model.pt", weights_only=False), strict=False)
-        optimizer.load_state_dict(torch.load(target / "optimizer.pt", weights_only=False))
-        set_rng_state(torch.load(target / "rng.pt", weights_only=False))
+    optimizer.load_state_dict(torch.load(target / f"optimizer{suffix}.pt", weights_only=False))
+    set_rng_state(torch.load(target / f"rng{suffix}.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(target / "scheduler.pt", weights_only=False))
     return progress

@@ -40,10 +40,10 @@ def read_questions(files: list[Path], limit: int | None) -> list[Answer]:
         for conv in data_mod.read_conversations(file):
             last = max(i for i, m in enumerate(conv.messages) if m["role"] == "assistant")
             prompt = conv.messages[:last]
-            if not any(m["role"] == "user" for m in prompt):
+            users = [m["content"] for m in prompt if m["role"] == "user"]
+            if not users:
                 raise DataError(f"{file}:{conv.line}: the test conversation has no user question before its answer.")
-            user = [m for m in prompt if m["role"] == "user"][-1]["content"]
-            questions.append(Answer(user, prompt, conv.messages[last]["content"]))
+            questions.append(Answer(users[-1], prompt, conv.messages[last]["content"]))
     return questions[:limit] if limit else questions
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ class ProcessedData:
     dropped_too_long: int = 0
     dropped_no_loss: int = 0
     from_cache: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
     anchors: np.ndarray | None = None  # bool per sample; None: no anchor rows
 
     def is_anchor(self, i: int) -> bool:
@@ -170,11 +169,8 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
 
 
 def cache_path(path: Path, tokenizer: Any, max_seq_len: int) -> Path:
@@ -251,10 +247,9 @@ def process_files(files: list[Path], tokenizer: Any, max_seq_len: int, use_cache
 def split_held_out(data: ProcessedData, fraction: float, seed: int) -> tuple[ProcessedData, ProcessedData | None]:
     """A deterministic held-out split for scoring checkpoints; none when the data is too small to spare any."""
     n = len(data)
-    count = min(int(round(n * fraction)), 500)
     if fraction <= 0 or n < 4:
         return data, None
-    count = max(1, count)
+    count = max(1, min(int(round(n * fraction)), 500))
     order = np.random.RandomState(seed).permutation(n).tolist()
     held, kept = sorted(order[:count]), sorted(order[count:])
     train = data.subset(kept)
@@ -267,7 +262,8 @@ def find_data_files(data_path: Path, kind: str) -> list[Path]:
     """Training files of one kind ("knowledge", "skills" or "test") in a datasets dir or run dir.
 
     A file is used as is. A directory is searched for `<kind>_train_msgs_*.jsonl` (`test_*.jsonl` for "test");
-    when it has none, its newest sub-directory (a generation run) that has some is used.
+    when it has none, its newest sub-directory (a run's `prepared/`, a run, or a run's `prepared/` under a
+    datasets dir) that has some is used.
     """
     if data_path.is_file():
         return [data_path]
@@ -278,9 +274,9 @@ def find_data_files(data_path: Path, kind: str) -> list[Path]:
     found = sorted(data_path.glob(pattern))
     if found:
         return found
-    runs = sorted((d for d in data_path.iterdir() if d.is_dir() and any(d.glob(pattern))),
+    runs = sorted((d for d in [*data_path.iterdir(), *data_path.glob("*/prepared")] if d.is_dir() and any(d.glob(pattern))),
                   key=lambda d: d.stat().st_mtime)
     if runs:
         return sorted(runs[-1].glob(pattern))
-    raise DataError(f"No {pattern} files in {data_path} or its run directories; run `ilab data generate` or pass "
-                    "--data-path with a messages JSONL file.")
+    raise DataError(f"No {pattern} files in {data_path} or its run directories; run `ilab data generate`, then "
+                    "`ilab data prepare RUN_DIR`, or pass --data-path with a messages JSONL file.")

@@ -46,11 +46,8 @@ def setup(dtype: str = "auto") -> DistEnv:
         device = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    autocast = None
     wants_bf16 = dtype == "bf16" or (dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported())
-    if wants_bf16:
-        autocast = torch.bfloat16
-    return DistEnv(rank, world_size, local_rank, device, autocast)
+    return DistEnv(rank, world_size, local_rank, device, torch.bfloat16 if wants_bf16 else None)
 
 
 def teardown() -> None:

@@ -103,11 +103,11 @@ def train_phase(model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions,
         while phase.epoch < spec.num_epochs:
             batches = batching.global_batches(batching.epoch_order(len(spec.data), opts.seed, phase.epoch),
                                               spec.effective_batch_size)
-            while phase.step_in_epoch < len(batches):
+            for batch in batches[phase.step_in_epoch:]:  # a resumed epoch continues where it stopped
                 if step_budget is not None and steps_this_run >= step_budget:
                     phase.save("max-steps")
                     return phase.result
-                crossed = phase.step(batches[phase.step_in_epoch])
+                crossed = phase.step(batch)
                 steps_this_run += 1
                 epoch_done = phase.step_in_epoch == len(batches)
                 if epoch_done:
@@ -115,8 +115,6 @@ def train_phase(model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions,
                 if crossed or epoch_done:
                     phase.save_hf_and_score()
                     phase.save("checkpoint")
-                if epoch_done:
-                    break
         phase.result.finished = True
         return phase.result
     finally:

@@ -15,13 +15,10 @@ from labrador.files import atomic_write_bytes, atomic_write_text
 
 def memory_mb(device: Any) -> float:
     """Peak GPU memory on CUDA, else the process's peak resident set size."""
-    try:
+    if getattr(device, "type", "cpu") == "cuda":
         import torch
 
-        if getattr(device, "type", "cpu") == "cuda":
-            return torch.cuda.max_memory_allocated(device) / 2**20
-    except ImportError:
-        pass
+        return torch.cuda.max_memory_allocated(device) / 2**20
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -59,12 +56,12 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def plot_loss(metrics_path: Path, target: Path) -> Path | None:
+def plot_loss(metrics_path: Path, target: Path) -> None:
     """loss.png: training loss per step (one line per phase) and held-out loss where scored."""
     records = read_metrics(metrics_path)
     steps = [r for r in records if "loss" in r]
     if not steps:
-        return None
+        return
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,7 +84,6 @@ def plot_loss(metrics_path: Path, target: Path) -> Path | None:
     figure.savefig(png, format="png", dpi=100)
     plt.close(figure)
     atomic_write_bytes(target, png.getvalue())
-    return target
 
 
 class Progress:

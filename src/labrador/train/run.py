@@ -13,6 +13,7 @@ With `--strategy single` the only phase is `train`; with `lab-multiphase` they a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
@@ -66,10 +67,9 @@ def check_inputs(opts: TrainOptions) -> student.Student:
     for plan in plan_phases(opts):
         for file in phase_files(opts, plan):
             data_mod.read_conversations(file)
-    if opts.lora_quantize:
-        if distributed.local_gpu_count() == 0:
-            raise ModelError(f"--lora-quantize {opts.lora_quantize} needs a CUDA GPU (bitsandbytes); this machine "
-                             "has none. Drop the option to train LoRA in float32 on the CPU.")
+    if opts.lora_quantize and distributed.local_gpu_count() == 0:
+        raise ModelError(f"--lora-quantize {opts.lora_quantize} needs a CUDA GPU (bitsandbytes); this machine "
+                         "has none. Drop the option to train LoRA in float32 on the CPU.")
     return student.resolve_student(opts.model_path)
 
 
@@ -84,10 +84,6 @@ def resumed_options(opts: TrainOptions) -> TrainOptions:
     restored = TrainOptions.from_dict(yaml.safe_load(saved.read_text(encoding="utf-8"))["options"])
     restored.resume, restored.max_steps = True, opts.max_steps
     return restored
-
-
-def _load_journal(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _write_journal(path: Path, journal: dict[str, Any], env: distributed.DistEnv) -> None:
@@ -135,9 +131,8 @@ def anchor_reference(model: Any, start: student.Student, opts: TrainOptions, env
 
     LoRA: the same model with its adapters switched off (no extra memory). Full fine-tuning: a frozen second
     copy of the starting model. Under FSDP the weights are sharded and cannot be run outside the wrapper, so
-    anchor rows fall back to cross-entropy on their text there (with a warning), as with --no-anchor-kl."""
-    import torch
-
+    anchor rows fall back to cross-entropy on their text there (with a warning), as with --no-anchor-kl.
+    `batching.summed_loss` calls it under torch.no_grad()."""
     if not opts.anchor_kl:
         return None
     inner = checkpoint.unwrap(model)
@@ -147,15 +142,11 @@ def anchor_reference(model: Any, start: student.Student, opts: TrainOptions, env
         return None
     if hasattr(inner, "disable_adapter"):
         def adapters_off(batch: Any) -> Any:
-            with torch.no_grad(), inner.disable_adapter():
+            with inner.disable_adapter():
                 return batching.kept_logits(inner, batch)
         return adapters_off
     frozen = student.load_model(start, env.device).eval().requires_grad_(False)
-
-    def frozen_copy(batch: Any) -> Any:
-        with torch.no_grad():
-            return batching.kept_logits(frozen, batch)
-    return frozen_copy
+    return functools.partial(batching.kept_logits, frozen)
 
 
 def _has_flash_attn(env: distributed.DistEnv) -> bool:
@@ -243,7 +234,7 @@ def _run(opts: TrainOptions, source: student.Student, env: distributed.DistEnv) 
 def _open_journal(path: Path, opts: TrainOptions, source: student.Student, plans: list[PhasePlan],
                   env: distributed.DistEnv) -> dict[str, Any]:
     """The run's phase journal: read back with --resume, else a new one (refusing to overwrite a run)."""
-    journal = _load_journal(path) if opts.resume else None
+    journal = json.loads(path.read_text()) if opts.resume and path.is_file() else None
     if journal is None and env.is_main and path.exists():
         raise LabradorError(f"{path.parent} already holds a training run; pass --resume to continue it or choose "
                             "another --ckpt-output-dir.")

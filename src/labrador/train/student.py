@@ -15,6 +15,7 @@ from typing import Any
 from labrador import paths
 from labrador.errors import ModelError
 from labrador.files import atomic_write_text
+from labrador.train.checkpoint import write_hf_dir
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
 
@@ -96,16 +97,7 @@ def hf_dir_for(student: Student) -> Path:
         del config.quantization_config
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(model.state_dict())
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    plain.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
-    tmp.rename(target)
-    return target
+    return write_hf_dir(target, plain, tokenizer)
 
 
 def load_tokenizer(student: Student) -> Any:
