@@ -121,3 +121,18 @@ def test_busy_port_fails_in_one_line(run_ilab) -> None:
         result = run_ilab("model", "serve", "--port", str(busy.getsockname()[1]))
     assert result.returncode == 1
     assert len(result.stderr.strip().splitlines()) == 1 and "Cannot listen on 127.0.0.1:" in result.stderr
+
+
+def test_http_limits_documented_in_serve_chat_md_are_the_defaults() -> None:
+    from labrador.config import ServeConfig
+    from labrador.serve.connections import ConnectionLimits
+
+    config, limits = ServeConfig(), ConnectionLimits()
+    assert (config.header_timeout, config.body_timeout, config.max_connections) == (10.0, 10.0, 128)
+    assert (limits.header_timeout, limits.body_timeout, limits.max_connections) == (10.0, 10.0, 128)
+
+
+def test_background_server_gets_the_limit_flags_given() -> None:
+    from labrador.cli.model_serve import _http_flags
+
+    assert _http_flags(8.0, None, 2.5, 64) == ("--max-body-mb=8.0", "--body-timeout=2.5", "--max-connections=64")

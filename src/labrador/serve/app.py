@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -33,9 +33,9 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 _DRAIN_LIMIT = 64 * 1024 * 1024  # read and drop at most this much of a refused body, then drop the connection
 
 
-def _json(body: dict[str, Any], status: int = 200) -> Response:
+def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode(), status_code=status,
-                    media_type="application/json")
+                    headers=headers, media_type="application/json")
 
 
 class Guard:
@@ -53,13 +53,14 @@ class Guard:
             return
         headers = dict(scope["headers"])
         if self.expected is not None and not self._authorized(headers):
-            await self._refuse(receive, send, 401, "Missing or wrong API key: send 'Authorization: Bearer "
-                               "<key>' with the key the server was started with.", "invalid_api_key")
+            await refuse(receive, send, 401, "Missing or wrong API key: send 'Authorization: Bearer "
+                         "<key>' with the key the server was started with.", "invalid_api_key",
+                         kind="authentication_error")
             return
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await self._refuse(receive, send, 413, f"The request body is larger than the server's limit of "
-                               f"{self.max_body_bytes} bytes.", "request_too_large")
+            await refuse(receive, send, 413, f"The request body is larger than the server's limit of "
+                         f"{self.max_body_bytes} bytes.", "request_too_large")
             return
         await self.app(scope, receive, send)
 
@@ -67,17 +68,18 @@ class Guard:
         return (hmac.compare_digest(headers.get(b"authorization", b""), self.expected or b"")
                 or hmac.compare_digest(headers.get(b"x-api-key", b""), self.api_key or b""))
 
-    async def _refuse(self, receive: Receive, send: Send, status: int, message: str, code: str) -> None:
-        # Read the body the client is sending first: answering in the middle of its upload makes most clients
-        # report a broken connection instead of our status.
-        drained = 0
-        while drained <= _DRAIN_LIMIT:
-            event = await receive()
-            drained += len(event.get("body", b""))
-            if event["type"] != "http.request" or not event.get("more_body", False):
-                break
-        kind = "authentication_error" if status == 401 else "invalid_request_error"
-        await _json(error_body(message, kind=kind, code=code), status)({"type": "http"}, receive, send)
+async def refuse(receive: Receive, send: Send, status: int, message: str, code: str, *,
+                 kind: str = "invalid_request_error", headers: dict[str, str] | None = None) -> None:
+    """Answer `status` with the OpenAI error object without running a route."""
+    # Read the body the client is sending first: answering in the middle of its upload makes most clients
+    # report a broken connection instead of our status.
+    drained = 0
+    while drained <= _DRAIN_LIMIT:
+        event = await receive()
+        drained += len(event.get("body", b""))
+        if event["type"] != "http.request" or not event.get("more_body", False):
+            break
+    await _json(error_body(message, kind=kind, code=code), status, headers)({"type": "http"}, receive, send)
 
 
 async def _read_json(request: Request, limit: int) -> Any:
@@ -93,6 +95,8 @@ async def _read_json(request: Request, limit: int) -> Any:
         return json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RequestError(f"The request body is not valid JSON: {err}.", code="invalid_json") from None
+    except RecursionError:  # deeper than Python's JSON parser can go (no request needs more than a few levels)
+        raise RequestError("The request body is nested too deeply to be read as JSON.", code="invalid_json") from None
 
 
 async def _watch_disconnect(request: Request, stop: threading.Event) -> None:
@@ -159,6 +163,8 @@ def create_app(backend: ServedModel, *, api_key: str | None = None,
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         except RequestError as err:
             return _json(err.body(), err.status)
+        except ClientDisconnect:  # gone mid-body: the connection layer logs it; nobody reads this answer
+            return Response(status_code=400)
         except Exception as err:  # noqa: BLE001 - one bad request must not take the server down
             log.exception("generation failed")
             return _json(error_body(f"Generation failed: {err}", kind="server_error"), 500)

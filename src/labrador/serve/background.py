@@ -89,11 +89,8 @@ def is_alive(pid: int) -> bool:
 
 def list_processes() -> list[ProcessRecord]:
     """Running background processes, oldest first; records of dead ones are deleted."""
-    directory = processes_dir()
-    if not directory.is_dir():
-        return []
     alive = []
-    for path in sorted(directory.glob("*.json")):
+    for path in sorted(processes_dir().glob("*.json")):  # none when the directory does not exist yet
         record = _load(path)
         if record is not None and is_alive(record.pid):
             alive.append(record)
@@ -142,8 +139,9 @@ def _free_id(port: int) -> str:
 def start_server(model: str | None = None, *, host: str = "127.0.0.1", port: int = 0, backend: str = "auto",
                  api_key: str | None = None, max_ctx_size: int | None = None, threads: int | None = None,
                  chat_template: str | None = None, backend_args: tuple[str, ...] = (),
-                 timeout: float = 300.0) -> ProcessRecord:
-    """Start `ilab model serve` detached; return once /health answers (LabradorError when it fails to start)."""
+                 http_flags: tuple[str, ...] = (), timeout: float = 300.0) -> ProcessRecord:
+    """Start `ilab model serve` detached; return once /health answers (LabradorError when it fails to start).
+    `http_flags`: `ilab model serve` limit flags (`--max-connections=64`), passed as given."""
     from labrador.llm.factory import resolve
 
     resolved = resolve(model)  # fail here, in one line, for a bad model
@@ -161,7 +159,7 @@ def start_server(model: str | None = None, *, host: str = "127.0.0.1", port: int
                         ("--chat-template", chat_template)):
         if value is not None:
             command += [flag, str(value)]
-    command += [f"--backend-args={arg}" for arg in backend_args]
+    command += [*http_flags, *(f"--backend-args={arg}" for arg in backend_args)]
     env = dict(os.environ)
     env.pop(API_KEY_ENV, None)
     if api_key:

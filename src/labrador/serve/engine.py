@@ -79,25 +79,19 @@ class ServedModel:
                 raise RequestError("'logprobs' is not supported by this backend; serve a GGUF file (llama-cpp "
                                    "backend) for likelihood scoring.", param="logprobs")
             prompt = req.prompt or ""
-            choices: list[tuple[str, str]] = []
-            objects: list[dict[str, Any] | None] = []
+            choices: list[tuple[str, str, dict[str, Any] | None]] = []
             prompt_tokens = generated = 0
             for i in range(req.n):
-                text, reason = "", "length"
+                text, reason, logprobs = "", "length", None
                 if req.max_tokens != 0:
                     text, last = await self._sample(req, None if req.seed is None else req.seed + i, cancel)
                     reason, prompt_tokens = last.finish_reason or "stop", last.prompt_tokens
                     generated += last.completion_tokens
-                choices.append((prompt + text if req.echo else text, reason))
                 if score is not None and req.logprobs is not None:
                     pieces, values, tops, prompt_tokens = await score(prompt, text, req.logprobs, req.echo)
-                    objects.append(logprobs_object(pieces, values, tops))
-                else:
-                    objects.append(None)
-            result = response(req, self.model_id, choices, prompt_tokens, generated)
-            for choice, logprobs in zip(result["choices"], objects, strict=True):
-                choice["logprobs"] = logprobs
-            return result
+                    logprobs = logprobs_object(pieces, values, tops)
+                choices.append((prompt + text if req.echo else text, reason, logprobs))
+            return response(req, self.model_id, choices, prompt_tokens, generated)
 
     async def stream(self, req: GenerationRequest) -> AsyncIterator[dict[str, Any]]:
         """OpenAI chunks as the model produces them; leaving the loop early (client gone) stops generation."""

@@ -11,6 +11,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,7 +24,19 @@ from pydantic import (
 
 from labrador.llm.base import Message
 
+
+def _unicode(text: str) -> str:
+    # JSON may spell a lone surrogate (\ud800); it is not text, and the tokenizer would fail on it with a 500
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"holds a lone surrogate (\\u{ord(text[err.start]):04x}) at character {err.start}, "
+                         "which is not valid Unicode") from None
+    return text
+
+
 Number = StrictFloat | StrictInt
+Text = Annotated[StrictStr, AfterValidator(_unicode)]
 MAX_TOKENS = 1 << 20
 
 
@@ -49,12 +62,12 @@ def error_body(message: str, *, kind: str = "invalid_request_error", param: str 
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: StrictStr
+    text: Text
 
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: StrictStr | list[TextPart] | None = None
+    content: Text | list[TextPart] | None = None
 
     def plain(self) -> Message:
         """{role, content} with text parts joined and the newer "developer" role read as "system"."""
@@ -71,7 +84,7 @@ class _Body(BaseModel):
     temperature: Annotated[Number, Field(ge=0.0, le=2.0)] = 1.0
     top_p: Annotated[Number, Field(ge=0.0, le=1.0)] = 1.0
     n: Annotated[StrictInt, Field(ge=1, le=16)] = 1
-    stop: StrictStr | Annotated[list[StrictStr], Field(max_length=16)] | None = None
+    stop: Text | Annotated[list[Text], Field(max_length=16)] | None = None
     seed: Annotated[StrictInt, Field(ge=-(1 << 63), le=(1 << 64) - 1)] | None = None
     stream: StrictBool = False
     stream_options: Any = None
@@ -90,7 +103,7 @@ class ChatBody(_Body):
 
 
 class CompletionBody(_Body):
-    prompt: StrictStr | Annotated[list[StrictStr], Field(min_length=1, max_length=1)]
+    prompt: Text | Annotated[list[Text], Field(min_length=1, max_length=1)]
     # 0 with echo scores a prompt without generating
     max_tokens: Annotated[StrictInt, Field(ge=0, le=MAX_TOKENS)] | None = None
     max_completion_tokens: Annotated[StrictInt, Field(ge=0, le=MAX_TOKENS)] | None = None
@@ -133,9 +146,13 @@ def _validated(body: Any, chat: bool) -> ChatBody | CompletionBody:
     try:
         return (ChatBody if chat else CompletionBody).model_validate(body)
     except ValidationError as err:
-        first = err.errors()[0]
+        errors = err.errors()
+        # a value that is text but not Unicode fails one branch of a union (str | list) with our own message,
+        # and the others with "should be a list": ours says what is wrong
+        first = next((e for e in errors if e["type"] == "value_error"), errors[0])
         param = _param(tuple(first["loc"]))
-        raise RequestError(f"Invalid '{param}': {first['msg']}.", param=param) from None
+        raise RequestError(f"Invalid '{param}': {first['msg'].removeprefix('Value error, ')}.",
+                           param=param) from None
 
 
 def parse_request(body: Any, *, chat: bool) -> GenerationRequest:
@@ -176,12 +193,12 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
             "total_tokens": prompt_tokens + completion_tokens}
 
 
-def response(req: GenerationRequest, model: str, texts: list[tuple[str, str]], prompt_tokens: int,
-             completion_tokens: int) -> dict[str, Any]:
-    """A full (non-streaming) response; `texts` holds (text, finish_reason) per choice."""
+def response(req: GenerationRequest, model: str, texts: list[tuple[str, str, dict[str, Any] | None]],
+             prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """A full (non-streaming) response; `texts` holds (text, finish_reason, logprobs object or None) per choice."""
     chat = req.messages is not None
     choices = [{"index": i, **({"message": {"role": "assistant", "content": text}} if chat else {"text": text}),
-                "logprobs": None, "finish_reason": reason} for i, (text, reason) in enumerate(texts)]
+                "logprobs": logprobs, "finish_reason": reason} for i, (text, reason, logprobs) in enumerate(texts)]
     return {"id": new_id("chatcmpl" if chat else "cmpl"), "object": "chat.completion" if chat else "text_completion",
             "created": now(), "model": model, "choices": choices, "usage": usage(prompt_tokens, completion_tokens)}
 
@@ -220,6 +237,4 @@ class ChunkMaker:
         return self._chunk([{"index": 0, **body, "logprobs": None, "finish_reason": finish_reason}])
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-        chunk = self._chunk([])
-        chunk["usage"] = usage(prompt_tokens, completion_tokens)
-        return chunk
+        return {**self._chunk([]), "usage": usage(prompt_tokens, completion_tokens)}

@@ -22,6 +22,7 @@ from typing import Any
 from labrador.errors import LabradorError
 from labrador.files import atomic_write_json
 from labrador.serve.app import DEFAULT_MAX_BODY_BYTES, create_app
+from labrador.serve.connections import ConnectionLimits, protocol_class
 from labrador.serve.engine import ServedModel
 
 
@@ -37,6 +38,7 @@ class ServeOptions:
     chat_template: Path | None = None
     backend_args: list[str] = field(default_factory=list)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     ready_file: Path | None = None
 
 
@@ -76,18 +78,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def connect_host(host: str) -> str:
-    """Where a local client should connect when the server listens on every interface."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-
-
 def base_url(host: str, port: int) -> str:
-    host = connect_host(host)
+    """The URL a local client connects to (loopback when the server listens on every interface)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     return f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"
 
 
-def _announcer(options: ServeOptions, ready: Ready, on_ready: Callable[[Ready], None]) -> Callable[[], None]:
-    """Write --ready-file (when given), then tell the caller that `ready` serves."""
+def _announcer(options: ServeOptions, port: int, name: str, backend: str,
+               on_ready: Callable[[Ready], None]) -> Callable[[], None]:
+    """Write --ready-file (when given), then tell the caller that the server on `port` answers."""
+    ready = Ready(url=base_url(options.host, port), host=options.host, port=port, model=name, backend=backend)
+
     def announce() -> None:
         if options.ready_file:
             atomic_write_json(options.ready_file, ready.__dict__)
@@ -96,21 +97,20 @@ def _announcer(options: ServeOptions, ready: Ready, on_ready: Callable[[Ready], 
     return announce
 
 
-def _uvicorn_server(app: Any) -> Any:
+def _uvicorn_server(app: Any, limits: ConnectionLimits) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
         """uvicorn without its signal handling (we install ours on the loop)."""
 
-        def install_signal_handlers(self) -> None:  # uvicorn < 0.29
-            pass
-
         @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:  # uvicorn >= 0.29
+        def capture_signals(self) -> Iterator[None]:
             yield
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=10, timeout_keep_alive=30)
+    # Our h11 protocol adds the header and body timeouts and the connection limit (serve/connections.py);
+    # no websockets: no route uses them.
+    config = uvicorn.Config(app, http=protocol_class(limits), ws="none", log_level="warning", access_log=False,
+                            lifespan="off", timeout_graceful_shutdown=10, timeout_keep_alive=30)
     return Server(config)
 
 
@@ -146,6 +146,7 @@ def run_server(options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
         return _run_vllm(path, name, options, on_ready)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("labrador.serve").setLevel(logging.INFO)  # client disconnects and stalls: one line each
     sock = bind_socket(options.host, options.port)  # before loading: a busy port fails at once
     try:
         backend = load_model(path, name, kind, options)
@@ -154,10 +155,9 @@ def run_server(options: ServeOptions, on_ready: Callable[[Ready], None]) -> int:
         raise
     try:
         port = sock.getsockname()[1]
-        ready = Ready(url=base_url(options.host, port), host=options.host, port=port, model=name, backend=kind)
         server = _uvicorn_server(create_app(backend, api_key=options.api_key,
-                                            max_body_bytes=options.max_body_bytes))
-        asyncio.run(_serve(server, sock, backend, _announcer(options, ready, on_ready)))
+                                            max_body_bytes=options.max_body_bytes), options.limits)
+        asyncio.run(_serve(server, sock, backend, _announcer(options, port, name, kind, on_ready)))
     finally:
         backend.close()
     return 0
@@ -173,6 +173,5 @@ def _run_vllm(path: Path, name: str, options: ServeOptions, on_ready: Callable[[
     command = build_vllm_command(path, host=options.host, port=port, served_name=name,
                                  max_ctx_size=options.max_ctx_size, api_key=options.api_key,
                                  chat_template=options.chat_template, backend_args=options.backend_args)
-    ready = Ready(url=base_url(options.host, port), host=options.host, port=port, model=name, backend="vllm")
     # vLLM takes minutes to load; background callers poll /health before using it.
-    return run_vllm(command, on_start=_announcer(options, ready, on_ready))
+    return run_vllm(command, on_start=_announcer(options, port, name, "vllm", on_ready))
