@@ -1,15 +1,25 @@
 """Resume: a run stopped mid-epoch and resumed matches an uninterrupted run step by step (CPU, deterministic).
 
 Uses a tiny random Llama with SmolLM2's tokenizer (2 layers, width 64) and LoRA with dropout, so the restored
-RNG state matters; the real model would only make the test slower, not stronger.
+RNG state matters; the real model would only make the test slower, not stronger. Real `ilab model train`
+processes are SIGKILLed between steps and inside each checkpoint write (the test-only kill points of
+`labrador.train.checkpoint.kill_point`) and resumed through the CLI; metrics.jsonl must then hold every step
+exactly once, with the uninterrupted run's losses.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from labrador.train.metrics import read_metrics as read_lenient
 from labrador.train.options import TrainOptions
 from labrador.train.run import run_training
 from test_train_support import fact_records, read_metrics, tiny_llama_dir, write_jsonl
@@ -49,7 +59,14 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
-    return {r["step"]: r["loss"] for r in read_metrics(run_dir) if "loss" in r}
+    """Step -> loss, after checking that metrics.jsonl holds every step 1..N exactly once, in order (a dict
+    alone would hide a step logged twice), and each checkpoint's held-out score once."""
+    records = read_metrics(run_dir)  # strict: every line must be a whole JSON record
+    steps = [r["step"] for r in records if "loss" in r]
+    assert steps == list(range(1, len(steps) + 1)), steps
+    scored = [r["step"] for r in records if "held_out_loss" in r]
+    assert scored == sorted(set(scored)), scored
+    return {r["step"]: r["loss"] for r in records if "loss" in r}
 
 
 def test_resume_after_stop_matches_uninterrupted_run(tmp_path: Path, reference) -> None:
@@ -92,39 +109,95 @@ def test_run_directory_records_everything(tmp_path: Path) -> None:
         run_training(_options(tmp_path, "run", num_epochs=1))
 
 
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path: Path, reference) -> None:
-    """A real `ilab train` process killed with SIGKILL mid-epoch resumes from its last saved state."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+def _train_args(opts: TrainOptions) -> list[str]:
+    return ["--data-path", opts.data_path, "--model-path", opts.model_path, "--ckpt-output-dir",
+            opts.ckpt_output_dir, "--pipeline", "simple", "--lora-rank", "4", "--lora-alpha", "8", "--lora-dropout",
+            "0.2", "--num-epochs", "2", "--effective-batch-size", "3", "--learning-rate", "5e-3", "--max-seq-len",
+            "128", "--max-batch-len", "128", "--warmup-steps", "2", "--held-out-fraction", "0.2",
+            "--save-samples", "3"]
 
-    root, _ = reference
-    expected = _losses(root / "reference")
+
+def _ilab(args: list[str], kill_at: str | None = None) -> subprocess.Popen:
+    """`python -m labrador.cli.main model train ...` in a real process; `kill_at` sets the test-only kill point."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if kill_at:
+        env["LABRADOR_TEST_SIGKILL_AT"] = kill_at
+    return subprocess.Popen([sys.executable, "-m", "labrador.cli.main", "model", "train", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _resume_to_the_end(opts: TrainOptions, expected: dict[int, float], reference_journal: dict) -> None:
+    """`ilab model train --resume` through the CLI finishes the run; its steps and losses are the reference's."""
+    process = _ilab(["--resume", "--ckpt-output-dir", opts.ckpt_output_dir])
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    run = Path(opts.ckpt_output_dir)
+    journal = json.loads((run / "run_state.json").read_text())
+    assert journal["phases"]["train"]["status"] == "done"
+    got = _losses(run)
+    assert sorted(got) == sorted(expected) == list(range(1, 13))
+    for step in expected:
+        assert got[step] == pytest.approx(expected[step], abs=1e-6), step
+    def scores(record: dict) -> list[tuple[int, float]]:
+        return [(c["samples"], round(c["held_out_loss"], 5)) for c in record["phases"]["train"]["checkpoints"]]
+
+    assert scores(journal) == scores(reference_journal)
+    assert (run / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sigkill_between_steps_and_a_torn_metrics_line_resume_through_the_cli(tmp_path: Path, reference) -> None:
+    """A real `ilab train` process killed with SIGKILL mid-epoch resumes from its last saved state, even when
+    the kill left half a line at the end of metrics.jsonl."""
+    root, full = reference
     opts = _options(tmp_path, "killed")  # a resumable state after every step (--save-samples 3)
-
-    args = [str(Path(sys.executable).with_name("ilab")), "train", "--data-path", opts.data_path, "--model-path",
-            opts.model_path, "--ckpt-output-dir", opts.ckpt_output_dir, "--pipeline", "simple", "--lora-rank", "4",
-            "--lora-alpha", "8", "--lora-dropout", "0.2", "--num-epochs", "2", "--effective-batch-size", "3",
-            "--learning-rate", "5e-3", "--max-seq-len", "128", "--max-batch-len", "128", "--warmup-steps", "2",
-            "--held-out-fraction", "0.2", "--save-samples", "3"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    process = subprocess.Popen([str(Path(sys.executable).with_name("ilab")), "train", *_train_args(opts)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=dict(os.environ, OMP_NUM_THREADS="1"))
     metrics = Path(opts.ckpt_output_dir) / "metrics.jsonl"
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if metrics.is_file() and any(r.get("step", 0) >= 3 and "loss" in r for r in read_metrics(metrics.parent)):
-            break
+    while not any(r.get("step", 0) >= 3 and "loss" in r for r in read_lenient(metrics)):
         assert process.poll() is None, "training ended before it could be killed"
+        assert time.monotonic() < deadline, "training made no progress"
         time.sleep(0.05)
-    assert process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()
+    # what a kill inside `write` leaves: a record cut short, without its newline
+    with metrics.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"phase": "train", "step": 99, "loss": 1.0})[:17])
+    _resume_to_the_end(opts, _losses(root / "reference"), full)
 
-    resumed = run_training(_options(tmp_path, "killed", resume=True))
-    assert resumed["phases"]["train"]["status"] == "done"
-    got = _losses(tmp_path / "killed")
-    assert sorted(got) == sorted(expected)  # no duplicated or missing steps in metrics.jsonl
-    for step in expected:
-        assert got[step] == pytest.approx(expected[step], abs=1e-6), step
+
+@pytest.mark.slow
+def test_sigkill_inside_every_checkpoint_write_then_resume_through_the_cli(tmp_path: Path, reference) -> None:
+    """Killed inside the first resume-state write (nothing to resume: the run starts over), between the two
+    renames of a later one (only full_state.old is complete), and inside an HF checkpoint write; each time
+    `ilab model train --resume` picks up, and the finished run matches the uninterrupted one."""
+    root, full = reference
+    opts = _options(tmp_path, "killed")
+    run = Path(opts.ckpt_output_dir)
+
+    def killed(args: list[str], point: str) -> None:
+        process = _ilab(args, kill_at=point)
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == -signal.SIGKILL, f"not killed at {point}: {output}"
+
+    killed(_train_args(opts), "state-half-written:1")  # step 1's state: model and optimizer written, no more
+    assert (run / "full_state.tmp" / "optimizer.pt").is_file()
+    assert not (run / "full_state.tmp" / "progress.json").exists() and not (run / "full_state").exists()
+
+    resume = ["--resume", "--ckpt-output-dir", opts.ckpt_output_dir]
+    killed(resume, "state-swapping:3")  # steps 1-3 again; step 3's state is complete but not yet in place
+    assert not (run / "full_state").exists() and (run / "full_state.old" / "progress.json").is_file()
+    assert json.loads((run / "full_state.old" / "progress.json").read_text())["global_step"] == 2
+
+    killed(resume, "state-swapping:1")  # from step 2: step 3's state again; step 2's must survive the swap
+    assert not (run / "full_state").exists()
+    assert json.loads((run / "full_state.old" / "progress.json").read_text())["global_step"] == 2
+
+    killed(resume, "hf-weights-written:2")  # from step 2: step 4's HF checkpoint has weights, no tokenizer
+    torn = list(run.glob("hf_format/*.tmp"))
+    assert len(torn) == 1 and (torn[0] / "model.safetensors").is_file(), torn
+    assert not (torn[0] / "tokenizer.json").exists()
+
+    _resume_to_the_end(opts, _losses(root / "reference"), full)
+    assert not list(run.glob("hf_format/*.tmp"))  # the HF checkpoint cut short was written again

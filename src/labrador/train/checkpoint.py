@@ -5,14 +5,20 @@
 - `full_state/`: trainable weights, optimizer, scheduler, progress (epoch, step, samples seen, best score) and
   every RNG state; only the newest is kept. Written to a temporary name and renamed, so a kill mid-write
   leaves the previous state intact.
+
+`kill_point` is a test-only fault injection (tests/test_train_resume.py): it SIGKILLs the process at a
+named point of a checkpoint write, and only when both LABRADOR_TEST_SIGKILL_AT and pytest's
+PYTEST_CURRENT_TEST are set, so it cannot fire in normal use.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
 import random
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,20 @@ import numpy as np
 
 from labrador.errors import LabradorError
 from labrador.files import move_into_place
+
+_KILL_ENV = "LABRADOR_TEST_SIGKILL_AT"  # "<point>:<n>": die the n-th time this process reaches <point>
+_points_reached: dict[str, int] = {}
+
+
+def kill_point(point: str) -> None:
+    """Test-only: SIGKILL this process here when LABRADOR_TEST_SIGKILL_AT names this point and this pass
+    (under pytest only). A kill at an exact place inside a write cannot be timed from outside the process."""
+    wanted = os.environ.get(_KILL_ENV)
+    if not wanted or "PYTEST_CURRENT_TEST" not in os.environ or wanted.partition(":")[0] != point:
+        return
+    _points_reached[point] = _points_reached.get(point, 0) + 1
+    if str(_points_reached[point]) == wanted.partition(":")[2]:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def unwrap(model: Any) -> Any:
@@ -65,6 +85,7 @@ def write_hf_dir(target: Path, model: Any, tokenizer: Any, **save: Any) -> Path:
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     model.save_pretrained(tmp, **save)
+    kill_point("hf-weights-written")
     tokenizer.save_pretrained(tmp)
     move_into_place(tmp, target)
     return target
@@ -121,6 +142,7 @@ def save_full_state(target: Path, model: Any, optimizer: Any, scheduler: Any, pr
         torch.save(_trainable_state(model), tmp / "model.pt")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     if rank == 0:
+        kill_point("state-half-written")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         if not fsdp:
             torch.save(rng_state(), tmp / "rng.pt")
@@ -128,12 +150,14 @@ def save_full_state(target: Path, model: Any, optimizer: Any, scheduler: Any, pr
     if world_size > 1:
         dist.barrier()
     if rank == 0:
-        # previous -> .old, new -> target, drop .old: a kill at any point leaves one complete state behind
+        # previous -> .old, new -> target, drop .old: a kill at any point leaves one complete state behind.
+        # Without a target (a kill between the two renames), .old is that state: it stays until target exists.
         old = target.with_name(target.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
         if target.exists():
+            if old.exists():
+                shutil.rmtree(old)
             target.rename(old)
+        kill_point("state-swapping")  # the newest complete state is only full_state.old now
         tmp.rename(target)
         shutil.rmtree(old, ignore_errors=True)
     if world_size > 1:

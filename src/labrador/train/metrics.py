@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import sys
 import time
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from labrador.files import atomic_write_bytes, atomic_write_text
+
+logger = logging.getLogger(__name__)
 
 
 def memory_mb(device: Any) -> float:
@@ -33,6 +36,7 @@ class MetricsLog:
         self.enabled = enabled
         if enabled:
             path.parent.mkdir(parents=True, exist_ok=True)
+            cut_torn_tail(path)
 
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
@@ -50,10 +54,35 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
+def cut_torn_tail(path: Path) -> None:
+    """Drop a last line without its newline: a process killed inside `write` left half a record, and the
+    next append must not be glued onto it. Every complete record ends with a newline."""
+    if not path.is_file():
+        return
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl; a line that is not a JSON object (torn by a kill) is skipped with a
+    warning, so a damaged log never stops a resume or the loss curve."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            logger.warning("%s:%d: not a metrics record (a write cut short?); skipped.", path, n)
+    return records
 
 
 def plot_loss(metrics_path: Path, target: Path) -> None:

@@ -248,6 +248,8 @@ def _train_phase(start: student.Student, tokenizer: Any, spec: loop.PhaseSpec, o
                  env: distributed.DistEnv, metrics: MetricsLog, budget: int | None) -> loop.PhaseResult:
     """Build the phase's model from its starting checkpoint (plus the anchor reference) and train it; the
     model is freed when this returns, before the next phase loads its own."""
+    if opts.resume and checkpoint.load_progress(spec.out_dir / "full_state") is None:
+        metrics.drop_after(spec.name, -1)  # killed before its first saved state: the phase starts over
     model = build_model(start, opts, env)
     if spec.data.anchors is not None:
         spec.reference = anchor_reference(model, start, opts, env)
