@@ -115,6 +115,8 @@ def train_phase(model: Any, tokenizer: Any, spec: PhaseSpec, opts: TrainOptions,
                 if crossed or epoch_done:
                     phase.save_hf_and_score()
                     phase.save("checkpoint")
+                    # only now: the saved state no longer names the checkpoints pruned here as best
+                    _prune(phase.result.checkpoints, phase.result.best, env.is_main)
         phase.result.finished = True
         return phase.result
     finally:
@@ -191,7 +193,7 @@ class _PhaseRun:
                                    self.env.rank, self.env.world_size)
 
     def save_hf_and_score(self) -> None:
-        """A standalone HF checkpoint, scored on the held-out set; the best and newest are kept on disk."""
+        """A standalone HF checkpoint, scored on the held-out set (`_prune` then keeps the best and newest)."""
         spec, result = self.spec, self.result
         target = spec.out_dir / "hf_format" / f"samples_{self.samples_seen}"
         checkpoint.save_hf(self.model, self.tokenizer, target, self.env.is_main)
@@ -203,7 +205,6 @@ class _PhaseRun:
                                 record["held_out_loss"], "checkpoint": str(target)})
         result.checkpoints.append(record)
         result.best = _best(result.checkpoints)
-        _prune(result.checkpoints, result.best, self.env.is_main)
 
 
 def _optimizer_step(model: Any, data: ProcessedData, batch: list[int], lengths: Any, loss_tokens: Any,
