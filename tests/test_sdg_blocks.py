@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -326,7 +327,7 @@ def test_progress_display_and_summary_tables_render() -> None:
             display.update(stats, 5, 5, final=True)
         assert "gen" in buffer.getvalue() and "req 5" in buffer.getvalue()
     summary = {"leaves": [{"leaf": "skills/a", "kind": "freeform_skill", "rows": 0, "dropped": {"duplicate": 2},
-                           "error": "filter 'f' removed all 3 rows"}], "blocks": [stats.as_dict()]}
+                           "error": "filter 'f' removed all 3 rows"}], "blocks": [asdict(stats)]}
     buffer = io.StringIO()
     console = Console(file=buffer, width=200)
     for table in summary_tables(summary):

@@ -34,10 +34,6 @@ def demo_file(name: str) -> Path:
     return Path(str(resources.files("labrador") / "data" / "demo" / name))
 
 
-def default_workspace() -> Path:
-    return paths.data_dir() / "demo"
-
-
 def demo_settings(workspace: Path, threads: int, seed: int | None = None, preset: str = PRESET) -> PipelineSettings:
     """The preset's settings (cpu-laptop: sized for ~2 CPU cores in under 30 minutes; docs/demo.md says how it
     was tuned) with the demo's workspace, questions and thread count."""
@@ -106,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="seed of generation and training (default: the preset's, 42)")
     parser.add_argument("--preset", default=PRESET, help=f"settings preset, a name or a YAML file (default: {PRESET})")
     args = parser.parse_args(argv)
-    workspace = (args.workspace or default_workspace()).expanduser().resolve()
+    workspace = (args.workspace or paths.data_dir() / "demo").expanduser().resolve()
     cores = os.cpu_count() or 1
     busy = os.getloadavg()[0] >= cores
     threads = args.threads or (1 if busy or cores < 2 else 2)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from labrador.files import atomic_write_text
 from labrador.pipeline.settings import PipelineSettings
 
 
@@ -117,7 +118,5 @@ def write_report(settings: PipelineSettings, result: Any) -> Path:
     if gguf:
         lines += ["## Use the new model", "", f"`ilab model chat --model {gguf}`", ""]
     report = run_dir / "report.md"
-    tmp = report.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines), encoding="utf-8")
-    tmp.replace(report)
+    atomic_write_text(report, "\n".join(lines))
     return report

@@ -14,6 +14,7 @@ Stage functions are injected (`StageFunctions`) so the up-to-date logic is testa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 from labrador.files import atomic_write_text
 from labrador.pipeline import stages
+from labrador.pipeline.report import write_report
 from labrador.pipeline.settings import PHASES, PipelineSettings
 from labrador.pipeline.stamps import StampStore, fingerprint
 
@@ -33,7 +35,7 @@ class StageFunctions:
     train_phase: Callable[..., dict[str, Any]] = stages.train_phase
     convert: Callable[..., dict[str, Any]] = stages.convert
     evaluate: Callable[..., dict[str, Any]] = stages.evaluate
-    report: Callable[..., Path] | None = None  # default: labrador.pipeline.report.write_report
+    report: Callable[..., Path] = write_report
 
 
 @dataclass
@@ -66,15 +68,12 @@ def run_pipeline(settings: PipelineSettings, functions: StageFunctions | None = 
     store = StampStore(run_dir, log=log, force=set(settings.force))
     result = PipelineResult(run_dir, records=store.records)
     atomic_write_text(run_dir / "settings.json", settings.model_dump_json(indent=1))
-
-    def done(name: str) -> bool:
-        return stop_after == name
-
-    validate = store.run("validate", {"always": _nonce()}, lambda: {"leaves": fn.validate(settings)})
+    # Validation always runs: it is fast and it is what tells the later stages what changed.
+    validate = store.run("validate", {"always": time.time()}, lambda: {"leaves": fn.validate(settings)})
     leaves = validate.outputs["leaves"]
     log("Changed leaves: " + ", ".join(f"{leaf['rel_path']} ({leaf['kind']})" for leaf in leaves))
     result.outputs["validate"] = validate.outputs
-    if done("validate"):
+    if stop_after == "validate":
         return _finish(settings, fn, result)
 
     gen = store.run("generate", {"leaves": _leaf_inputs(leaves), **settings.generation_inputs()},
@@ -85,7 +84,7 @@ def run_pipeline(settings: PipelineSettings, functions: StageFunctions | None = 
                     lambda: fn.prepare_data(settings, gen.outputs, leaves, run_dir / "data"),
                     files=lambda out: list(out["files"].values()))
     result.outputs["prepare_data"] = dec.outputs
-    if done("generate") or done("prepare_data"):
+    if stop_after in ("generate", "prepare_data"):
         return _finish(settings, fn, result)
 
     previous, after = settings.student, dec.token
@@ -98,7 +97,7 @@ def run_pipeline(settings: PipelineSettings, functions: StageFunctions | None = 
                           files=lambda out: [out["checkpoint"]])
         result.outputs[f"train_{phase}"] = stamp.outputs
         previous, after = stamp.outputs["checkpoint"], stamp.token
-    if done("train_knowledge") or done("train_skills") or done("train"):
+    if stop_after in ("train_knowledge", "train_skills", "train"):
         return _finish(settings, fn, result)
 
     tuned_model = previous
@@ -114,7 +113,7 @@ def run_pipeline(settings: PipelineSettings, functions: StageFunctions | None = 
         if not isinstance(err, LabradorError):
             raise
         log(f"[convert] skipped: {err} Evaluating the Hugging Face checkpoint instead.")
-    if done("convert"):
+    if stop_after == "convert":
         return _finish(settings, fn, result)
 
     eval_dir = run_dir / "eval"
@@ -128,18 +127,6 @@ def run_pipeline(settings: PipelineSettings, functions: StageFunctions | None = 
     return _finish(settings, fn, result)
 
 
-def _nonce() -> float:
-    """Validation always runs: it is fast and it is what tells the later stages what changed."""
-    import time
-
-    return time.time()
-
-
 def _finish(settings: PipelineSettings, fn: StageFunctions, result: PipelineResult) -> PipelineResult:
-    writer = fn.report
-    if writer is None:
-        from labrador.pipeline.report import write_report
-
-        writer = write_report
-    result.report = writer(settings, result)
+    result.report = fn.report(settings, result)
     return result

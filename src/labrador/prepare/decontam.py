@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labrador.errors import DataError, LabradorError
+from labrador.errors import DataError
 from labrador.prepare.rows import checked_texts
 from labrador.sdg.quality import Decontaminator
 
@@ -36,11 +36,3 @@ def drop_contaminated(checker: Decontaminator, rows: list[dict[str, Any]], kind:
         else:
             removed.append({"kind": kind, "heldout": hit.heldout, "reason": hit.reason, "text": hit.text[:200]})
     return kept
-
-
-def verify_clean(checker: Decontaminator, rows: list[dict[str, Any]], where: str) -> None:
-    """Raise when a kept row still overlaps a held-out question (a bug in this module, not bad input)."""
-    for row in rows:
-        for text in checked_texts(row):
-            if checker.match(text) is not None:
-                raise LabradorError(f"decontamination failed to remove a row from {where}")

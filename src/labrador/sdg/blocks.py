@@ -6,6 +6,7 @@ Declared in pipeline YAML as `{type: <kind>, name: <name>, config: {...}}`; each
 from __future__ import annotations
 
 import asyncio
+import operator
 import random
 import time
 from pathlib import Path
@@ -155,11 +156,9 @@ class LLMBlock(Block):
         return Table(out)
 
 
-_OPS = {
-    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "ge": lambda a, b: a >= b, "gt": lambda a, b: a > b,
-    "le": lambda a, b: a <= b, "lt": lambda a, b: a < b, "in": lambda a, b: a in b,
-    "contains": lambda a, b: str(b).lower() in str(a).lower(),
-}
+# A row matches when its value compares true to any of the targets; "in" (one of the targets) is equality.
+_OPS = {"eq": operator.eq, "ne": operator.ne, "ge": operator.ge, "gt": operator.gt, "le": operator.le,
+        "lt": operator.lt, "in": operator.eq, "contains": lambda a, b: str(b).lower() in str(a).lower()}
 
 
 def _convert(value: Any, kind: str | None) -> Any:
@@ -199,11 +198,7 @@ class FilterByValueBlock(Block):
                 actual = _convert(row.get(column), kind)
             except (TypeError, ValueError):
                 continue
-            if op_name == "in":
-                ok = actual in targets
-            else:
-                ok = any(op(actual, t) for t in targets)
-            if ok:
+            if any(op(actual, t) for t in targets):
                 keep.append(row)
         return Table(keep)
 

@@ -13,7 +13,7 @@ import json
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,10 +53,6 @@ class RunResult:
     @property
     def failed_leaves(self) -> list[str]:
         return [leaf["leaf"] for leaf in self.summary["leaves"] if not leaf["rows"]]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed_leaves else 0
 
 
 def _slug(text: str) -> str:
@@ -195,7 +191,7 @@ def _summary(request: GenerateRequest, options: GenerateOptions, results: list[L
     return {
         "pipeline": request.pipeline, "teacher": teacher.model, "taxonomy": str(request.taxonomy_path),
         "taxonomy_base": request.taxonomy_base, "options": dict(options.__dict__),
-        "leaves": leaves, "blocks": [s.as_dict() for s in stats],
+        "leaves": leaves, "blocks": [asdict(s) for s in stats],
         "teacher_stats": {"requests": t.requests, "cache_hits": t.cache_hits, "errors": t.errors,
                           "prompt_tokens": t.prompt_tokens, "completion_tokens": t.completion_tokens,
                           "busy_seconds": round(busy, 3), "wall_seconds": round(wall, 3),

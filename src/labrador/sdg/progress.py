@@ -51,10 +51,6 @@ class ProgressDisplay:
             self._tasks[key] = True
             self.console.print(f"[{stats.leaf}] {stats.pipeline} · {stats.block}: {info}", highlight=False)
 
-    def message(self, text: str) -> None:
-        if self.enabled:
-            self.console.print(text, highlight=False)
-
 
 def summary_tables(summary: dict[str, Any]) -> list[Any]:
     """rich Tables: one row per leaf, then one row per block."""

@@ -61,13 +61,6 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b)
 
 
-def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = normalize(text).split()
-    if len(words) < n:
-        return {tuple(words)} if words else set()
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
-
-
 _WORD = re.compile(r"[a-z0-9]+")
 _SEGMENT = re.compile(r"(?<=[?.!])\s+|\n+")
 
@@ -126,19 +119,16 @@ class Decontaminator:
         self.n, self.threshold = n, threshold
         self.grams: set[tuple[str, ...]] = set()
         for question in questions:
-            self.grams |= word_ngrams(question, n)
+            self.grams |= ngrams(normalize(question).split(), n)
         self.ratio, self.min_shared, self.long_n = ratio, min_shared, long_n
         self.questions = [q for q in questions if words(q)]
         self._tokens = [words(q) for q in self.questions]
         self._tri = [ngrams(t, 3) for t in self._tokens]
         self._long = [ngrams(t, long_n) if len(t) >= long_n else set() for t in self._tokens]
 
-    def overlap(self, question: str) -> float:
-        grams = word_ngrams(question, self.n)
-        return len(grams & self.grams) / len(grams) if grams else 0.0
-
     def contaminated(self, question: str) -> bool:
-        return self.overlap(question) >= self.threshold
+        grams = ngrams(normalize(question).split(), self.n)
+        return (len(grams & self.grams) / len(grams) if grams else 0.0) >= self.threshold
 
     def match(self, text: str) -> Overlap | None:
         """The first indexed question that `text` contaminates, with the reason; None when clean."""

@@ -78,16 +78,12 @@ def register_block(kind: str) -> Callable[[B], B]:
     return add
 
 
-def block_types() -> list[str]:
-    return sorted(_TYPES)
-
-
 def block_class(kind: str) -> type[Block]:
     """The class of block type `kind`, loading the installed plugins when it is not registered yet."""
     if kind not in _TYPES:
         load_plugins(kind)
     if kind not in _TYPES:
-        raise DataError(f"unknown type {kind!r}; known: {block_types()}. A block from another package must be "
+        raise DataError(f"unknown type {kind!r}; known: {sorted(_TYPES)}. A block from another package must be "
                         f"installed in this Python environment with an entry point in group {ENTRY_POINT_GROUP!r}.")
     return _TYPES[kind]
 

@@ -18,9 +18,17 @@ from labrador.sdg.chunking import TokenCounter, approx_tokens, chunk_markdown
 from labrador.sdg.table import Table
 
 
-def _skill_seeds(leaf: Any) -> list[dict[str, str]]:
-    return [{"question": (s.question or "").strip(), "answer": (s.answer or "").strip(),
-             "context": (s.context or "").strip()} for s in leaf.seed_examples]
+def _pair(question: str | None, answer: str | None, context: str | None) -> dict[str, str]:
+    return {"question": (question or "").strip(), "answer": (answer or "").strip(),
+            "context": (context or "").strip()}
+
+
+def _seed_pairs(leaf: Any) -> list[list[dict[str, str]]]:
+    """Each seed example's pairs: a knowledge seed's Q&A pairs (with its context), a skill seed itself."""
+    if leaf.kind != "knowledge":
+        return [[_pair(s.question, s.answer, s.context)] for s in leaf.seed_examples]
+    return [[_pair(qa.question, qa.answer, s.context) for qa in s.questions_and_answers]
+            for s in leaf.seed_examples]
 
 
 def _base(leaf: Any) -> dict[str, Any]:
@@ -29,7 +37,7 @@ def _base(leaf: Any) -> dict[str, Any]:
 
 
 def skill_table(leaf: Any, scale: int) -> Table:
-    seeds = _skill_seeds(leaf)
+    seeds = [pair for pairs in _seed_pairs(leaf) for pair in pairs]
     rows = []
     for index, seed in enumerate(seeds):
         others = [s for j, s in enumerate(seeds) if j != index]
@@ -51,8 +59,7 @@ def chunk_documents(documents: list[Any], chunk_size: int, overlap: int,
 def knowledge_table(leaf: Any, chunks: list[dict[str, Any]], scale: int) -> Table:
     seeds = leaf.seed_examples
     n = max(1, math.ceil(scale * max(1, len(seeds)) / max(1, len(chunks))))
-    by_seed = [[{"question": qa.question.strip(), "answer": qa.answer.strip(), "context": (seed.context or "").strip()}
-                for qa in seed.questions_and_answers] for seed in seeds]
+    by_seed = _seed_pairs(leaf)
     every_pair = [pair for pairs in by_seed for pair in pairs]  # all of them, also when chunks < seed examples
     rows = []
     for number, chunk in enumerate(chunks):
@@ -65,16 +72,7 @@ def knowledge_table(leaf: Any, chunks: list[dict[str, Any]], scale: int) -> Tabl
 
 def test_examples(leaf: Any) -> list[dict[str, Any]]:
     """The leaf's human seed examples as (question, answer) pairs with the context in the user turn."""
-    out = []
-    for index, seed in enumerate(leaf.seed_examples):
-        if leaf.kind == "knowledge":
-            for qa in seed.questions_and_answers:
-                out.append({"seed_index": index, "question": qa.question.strip(), "answer": qa.answer.strip(),
-                            "context": (seed.context or "").strip()})
-        else:
-            out.append({"seed_index": index, "question": (seed.question or "").strip(),
-                        "answer": (seed.answer or "").strip(), "context": (seed.context or "").strip()})
-    return out
+    return [{"seed_index": index, **pair} for index, pairs in enumerate(_seed_pairs(leaf)) for pair in pairs]
 
 
 def leaf_file_name(rel_path: str) -> str:

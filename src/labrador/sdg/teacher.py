@@ -58,15 +58,10 @@ class Teacher:
         self.timeout = timeout
         self.cache = cache if cache is not None else (CallCache(cache_path()) if use_cache else None)
         self.stats = TeacherStats()
-        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore = asyncio.Semaphore(self.workers)  # binds to the event loop on first use
         self.local = hasattr(client, "busy_seconds")  # in-process backends count their own busy time
         self._inflight = 0
         self._inflight_since = 0.0
-
-    def _sem(self) -> asyncio.Semaphore:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.workers)
-        return self._semaphore
 
     def _enter(self) -> None:
         if self._inflight == 0:
@@ -100,7 +95,7 @@ class Teacher:
             self.stats.cache_hits += 1
             return CallResult(hit["text"], hit["prompt_tokens"], hit["completion_tokens"], cached=True,
                               finish_reason=hit["finish"])
-        async with self._sem():
+        async with self._semaphore:
             self._enter()
             try:
                 self.stats.requests += 1
