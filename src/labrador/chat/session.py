@@ -34,7 +34,9 @@ def system_prompt(context: str | None) -> str | None:
         return None
     path = Path(context).expanduser()
     if len(context) < 4096 and path.is_file():
-        return path.read_text(encoding="utf-8").strip()
+        from labrador.userfiles import TEXT_FILE, read_text
+
+        return read_text(path, TEXT_FILE).strip()
     return context
 
 
@@ -136,10 +138,9 @@ def _check(messages: object, where: str) -> list[Message]:
 
 def read_messages(path: Path) -> list[Message]:
     """Messages from a saved session (JSON) or a chat log (JSONL); DataError naming file and line otherwise."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the session file ({err.strerror or err}).") from None
+    from labrador.userfiles import DATA_FILE, read_text
+
+    text = read_text(path, DATA_FILE)  # a missing, special or non-UTF-8 file: UserFileError naming it
     try:
         data = json.loads(text)
     except json.JSONDecodeError:

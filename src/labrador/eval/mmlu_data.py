@@ -12,6 +12,7 @@ row names its own `subject`. `_dev` files are the few-shot pool; `_val` files ar
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from labrador import paths
 from labrador.errors import DataError
 from labrador.eval.multiple_choice import LETTERS, MCQuestion
 from labrador.files import iter_objects, write_jsonl
+from labrador.userfiles import DATA_FILE, read_text
 
 HF_DATASET = "cais/mmlu"
 _ROWS_API = "https://datasets-server.huggingface.co/rows"
@@ -92,8 +94,7 @@ def _read_jsonl(path: Path, subject: str) -> list[MCQuestion]:
 
 def _read_csv(path: Path, subject: str) -> list[MCQuestion]:
     out = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh))
+    rows = list(csv.reader(io.StringIO(read_text(path, DATA_FILE), newline="")))
     header = [c.strip() for c in rows[0]] if rows else []
     start = 1 if header and header[0].lower() == "question" else 0
     names = ["question", *LETTERS, "answer"]

@@ -21,5 +21,7 @@ def load_template(value: str | Path) -> str:
         if not path.is_file():
             raise ModelError(f"chat_template '{text}' is neither a Jinja template nor an existing file; pass "
                              "the template text or the path of a file that holds it.")
-        return path.read_text(encoding="utf-8")
+        from labrador.userfiles import TEXT_FILE, read_text
+
+        return read_text(path, TEXT_FILE)
     return text
