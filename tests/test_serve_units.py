@@ -128,7 +128,7 @@ def test_http_limits_documented_in_serve_chat_md_are_the_defaults() -> None:
     from labrador.serve.connections import ConnectionLimits
 
     config, limits = ServeConfig(), ConnectionLimits()
-    assert (config.header_timeout, config.body_timeout, config.max_connections) == (10.0, 10.0, 128)
+    assert (config.header_timeout, config.body_timeout, config.max_connections) == (None, None, None)  # not set
     assert (limits.header_timeout, limits.body_timeout, limits.max_connections) == (10.0, 10.0, 128)
 
 

@@ -79,11 +79,12 @@ class ServeConfig(Section):
     backend: Literal["auto", "llama-cpp", "vllm", "transformers"] = "auto"
     max_ctx_size: int = Field(default=4096, ge=128)
     backend_args: list[str] = Field(default_factory=list)
-    # HTTP limits (labrador.serve.connections; docs/serve_chat.md): seconds to send a request head, seconds of
-    # silence allowed inside a body, open connections served before new requests get 503
-    header_timeout: float = Field(default=10.0, gt=0, le=3600)
-    body_timeout: float = Field(default=10.0, gt=0, le=3600)
-    max_connections: int = Field(default=128, ge=1, le=100_000)
+    # HTTP limits (docs/serve_chat.md): seconds to send a request head, seconds of silence allowed inside a
+    # body, open connections served before new requests get 503. Null unless the file sets them: the defaults
+    # are written once, in labrador.serve.connections.ConnectionLimits
+    header_timeout: float | None = Field(default=None, gt=0, le=3600)
+    body_timeout: float | None = Field(default=None, gt=0, le=3600)
+    max_connections: int | None = Field(default=None, ge=1, le=100_000)
 
 
 class TrainConfig(OptionsSection):

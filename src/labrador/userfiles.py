@@ -122,7 +122,7 @@ def inside(path: str | Path, root: str | Path, tree: str = "the taxonomy") -> Pa
     leads out of it (and the link's target) otherwise."""
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
-    if _within(real, real_root):
+    if within(real, real_root):
         return Path(real)
     link = _escaping_link(Path(path), Path(root), real_root)
     if link is None:
@@ -147,7 +147,8 @@ def size_words(size: int) -> str:
     return f"{size} bytes"
 
 
-def _within(real: str, real_root: str) -> bool:
+def within(real: str, real_root: str) -> bool:
+    """Whether the real path ``real`` is ``real_root`` or lies under it."""
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
@@ -159,7 +160,7 @@ def _escaping_link(path: Path, root: Path, real_root: str) -> Path | None:
             current = start
             for part in lexical.relative_to(start).parts:
                 current = current / part
-                if os.path.islink(current) and not _within(os.path.realpath(current), real_root):
+                if os.path.islink(current) and not within(os.path.realpath(current), real_root):
                     return current
     return None
 

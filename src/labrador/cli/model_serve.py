@@ -69,9 +69,9 @@ def serve(model: str | None, host: str | None, port: int | None, backend: str | 
     from labrador.serve.connections import ConnectionLimits
     from labrador.serve.server import Ready, ServeOptions, run_server
 
-    limits = ConnectionLimits(header_timeout=header_timeout or cfg.header_timeout,
-                              body_timeout=body_timeout or cfg.body_timeout,
-                              max_connections=max_connections or cfg.max_connections)
+    given = {"header_timeout": header_timeout or cfg.header_timeout, "body_timeout": body_timeout or cfg.body_timeout,
+             "max_connections": max_connections or cfg.max_connections}
+    limits = ConnectionLimits(**{name: value for name, value in given.items() if value is not None})
 
     options = ServeOptions(model=model or cfg.model, host=host, port=port, backend=backend or cfg.backend,
                            api_key=api_key, max_ctx_size=max_ctx_size or cfg.max_ctx_size, threads=threads,

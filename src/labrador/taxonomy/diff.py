@@ -16,6 +16,7 @@ from pathlib import Path
 
 from labrador.errors import TaxonomyError
 from labrador.taxonomy.gitutil import last_line, run_git
+from labrador.userfiles import within
 
 EMPTY_BASE = "empty"
 DEFAULT_BASE = "origin/main"
@@ -48,8 +49,7 @@ def is_folder_link_out(root: Path, rel: str) -> bool:
     path = root / rel
     if rel.split("/")[0] not in TREES or not os.path.islink(path) or not os.path.isdir(path):
         return False
-    real, real_root = os.path.realpath(path), os.path.realpath(root)
-    return not real.startswith(real_root.rstrip(os.sep) + os.sep)
+    return not within(os.path.realpath(path), os.path.realpath(root))
 
 
 def all_files(root: Path) -> list[Path]:
